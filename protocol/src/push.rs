@@ -1,0 +1,162 @@
+//! Server → listener pushes: a delivered message or an acknowledgement.
+
+use std::fmt;
+use std::io::BufRead;
+
+use crate::dialect::PushForm;
+use crate::field::{parse_number, put_field, put_number, FieldError, FieldReader, MAX_FIELD_LEN};
+
+/// Largest number of bytes a listener reads for one push.
+pub const MAX_PUSH_LEN: usize = 4 * (MAX_FIELD_LEN + 1);
+
+/// One push. Text is decoded lossily: a listener shows whatever arrives rather than dropping it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Push {
+    /// A message for the listener's user.
+    Message { sender: String, id: u32, text: String },
+    /// The listener's user's message `id` was delivered.
+    Ack { id: u32 },
+}
+
+/// Why a push could not be decoded.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum PushError {
+    /// A field could not be read.
+    Field(FieldError),
+    /// Not a push operation this protocol knows.
+    UnknownOp(String),
+    /// The id field is not a decimal number that fits 32 bits.
+    BadId,
+}
+
+impl fmt::Display for PushError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PushError::Field(e) => write!(f, "malformed push: {e}"),
+            PushError::UnknownOp(op) => write!(f, "unknown push {op:?}"),
+            PushError::BadId => f.write_str("push carries an id that is not a 32-bit decimal number"),
+        }
+    }
+}
+
+impl std::error::Error for PushError {}
+
+impl From<FieldError> for PushError {
+    fn from(e: FieldError) -> Self {
+        PushError::Field(e)
+    }
+}
+
+impl Push {
+    /// Appends the wire form of this push in the given form.
+    pub fn encode(&self, form: PushForm, buf: &mut Vec<u8>) {
+        match (self, form) {
+            (Push::Message { sender, id, text }, PushForm::SendMessage) => {
+                put_field(buf, b"SEND_MESSAGE");
+                put_field(buf, sender.as_bytes());
+                put_number(buf, u64::from(*id));
+                put_field(buf, text.as_bytes());
+            }
+            (Push::Message { sender, id, text }, PushForm::ReceiveMess) => {
+                put_field(buf, b"RECEIVE_MESS");
+                put_number(buf, u64::from(*id));
+                put_field(buf, sender.as_bytes());
+                put_field(buf, text.as_bytes());
+            }
+            (Push::Ack { id }, _) => {
+                put_field(buf, b"SEND_MESS_ACK");
+                put_number(buf, u64::from(*id));
+            }
+        }
+    }
+
+    /// The wire form of this push.
+    pub fn to_bytes(&self, form: PushForm) -> Vec<u8> {
+        let mut buf = Vec::with_capacity(64);
+        self.encode(form, &mut buf);
+        buf
+    }
+
+    /// Reads one push in any form (`SEND_MESSAGE`, `RECEIVE_MESS` or `SEND_MESS_ACK`).
+    pub fn read_from<R: BufRead>(r: &mut FieldReader<R>) -> Result<Push, PushError> {
+        let op = r.read_short_field(16).map_err(|e| match e {
+            FieldError::TooLong => PushError::UnknownOp("(too long)".into()),
+            e => PushError::Field(e),
+        })?;
+        let id = |r: &mut FieldReader<R>| -> Result<u32, PushError> {
+            let raw = r.read_field(MAX_FIELD_LEN)?;
+            parse_number(&raw, u64::from(u32::MAX)).map(|n| n as u32).ok_or(PushError::BadId)
+        };
+        match &op[..] {
+            b"SEND_MESSAGE" => {
+                let sender = r.read_lossy(MAX_FIELD_LEN)?;
+                let id = id(r)?;
+                let text = r.read_lossy(MAX_FIELD_LEN)?;
+                Ok(Push::Message { sender, id, text })
+            }
+            b"RECEIVE_MESS" => {
+                let id = id(r)?;
+                let sender = r.read_lossy(MAX_FIELD_LEN)?;
+                let text = r.read_lossy(MAX_FIELD_LEN)?;
+                Ok(Push::Message { sender, id, text })
+            }
+            b"SEND_MESS_ACK" => Ok(Push::Ack { id: id(r)? }),
+            other => Err(PushError::UnknownOp(String::from_utf8_lossy(other).into_owned())),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::io::Cursor;
+
+    fn decode(bytes: &[u8]) -> Result<Push, PushError> {
+        Push::read_from(&mut FieldReader::with_cap(Cursor::new(bytes.to_vec()), MAX_PUSH_LEN))
+    }
+
+    #[test]
+    fn spec_examples() {
+        let m = Push::Message { sender: "alice".into(), id: 7, text: "hello bob".into() };
+        assert_eq!(m.to_bytes(PushForm::SendMessage), b"SEND_MESSAGE\0alice\07\0hello bob\0");
+        assert_eq!(m.to_bytes(PushForm::ReceiveMess), b"RECEIVE_MESS\07\0alice\0hello bob\0");
+        assert_eq!(Push::Ack { id: 7 }.to_bytes(PushForm::SendMessage), b"SEND_MESS_ACK\07\0");
+        assert_eq!(decode(b"RECEIVE_MESS\07\0alice\0hello bob\0").unwrap(), m);
+    }
+
+    #[test]
+    fn bad_pushes_are_errors() {
+        assert!(matches!(decode(b"HELLO\0"), Err(PushError::UnknownOp(_))));
+        assert!(matches!(decode(b"SEND_MESS_ACK\0x\0"), Err(PushError::BadId)));
+        assert!(matches!(decode(b"SEND_MESS_ACK\04294967296\0"), Err(PushError::BadId)));
+        assert!(matches!(decode(b"SEND_MESSAGE\0a\0"), Err(PushError::Field(FieldError::Eof))));
+    }
+
+    #[test]
+    fn invalid_utf8_is_replaced() {
+        let p = decode(b"SEND_MESSAGE\0b\xffob\01\0caf\xe9\0").unwrap();
+        assert_eq!(p, Push::Message { sender: "b\u{fffd}ob".into(), id: 1, text: "caf\u{fffd}".into() });
+    }
+
+    proptest! {
+        #[test]
+        fn encode_then_decode_is_identity(
+            sender in "[^\u{0}]{0,60}", text in "[^\u{0}]{0,60}", id in any::<u32>(), legacy in any::<bool>(),
+        ) {
+            prop_assume!(sender.len() <= MAX_FIELD_LEN && text.len() <= MAX_FIELD_LEN);
+            let form = if legacy { PushForm::ReceiveMess } else { PushForm::SendMessage };
+            for push in [Push::Message { sender: sender.clone(), id, text: text.clone() }, Push::Ack { id }] {
+                prop_assert_eq!(decode(&push.to_bytes(form)).unwrap(), push);
+            }
+        }
+
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..4096)) {
+            let mut r = FieldReader::with_cap(Cursor::new(bytes), MAX_PUSH_LEN);
+            let _ = Push::read_from(&mut r);
+            prop_assert!(r.consumed() <= MAX_PUSH_LEN);
+        }
+    }
+}
