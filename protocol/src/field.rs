@@ -329,7 +329,7 @@ mod tests {
         let mut buf = Vec::new();
         put_number(&mut buf, 0);
         put_number(&mut buf, 4294967295);
-        assert_eq!(buf, b"0\04294967295\0");
+        assert_eq!(buf, b"0\x004294967295\0");
         assert_eq!(parse_number(b"65535", 65535), Some(65535));
         assert_eq!(parse_number(b"65536", 65535), None);
         assert_eq!(parse_number(b"", 10), None);

@@ -51,23 +51,9 @@ impl From<FieldError> for PushError {
 impl Push {
     /// Appends the wire form of this push in the given form.
     pub fn encode(&self, form: PushForm, buf: &mut Vec<u8>) {
-        match (self, form) {
-            (Push::Message { sender, id, text }, PushForm::SendMessage) => {
-                put_field(buf, b"SEND_MESSAGE");
-                put_field(buf, sender.as_bytes());
-                put_number(buf, u64::from(*id));
-                put_field(buf, text.as_bytes());
-            }
-            (Push::Message { sender, id, text }, PushForm::ReceiveMess) => {
-                put_field(buf, b"RECEIVE_MESS");
-                put_number(buf, u64::from(*id));
-                put_field(buf, sender.as_bytes());
-                put_field(buf, text.as_bytes());
-            }
-            (Push::Ack { id }, _) => {
-                put_field(buf, b"SEND_MESS_ACK");
-                put_number(buf, u64::from(*id));
-            }
+        match self {
+            Push::Message { sender, id, text } => encode_message(form, sender, *id, text, buf),
+            Push::Ack { id } => encode_ack(*id, buf),
         }
     }
 
@@ -107,6 +93,29 @@ impl Push {
     }
 }
 
+/// Appends a message push without building a [`Push`] (the server's hot path borrows its queue entry).
+pub fn encode_message(form: PushForm, sender: &str, id: u32, text: &str, buf: &mut Vec<u8>) {
+    match form {
+        PushForm::SendMessage => {
+            put_field(buf, b"SEND_MESSAGE");
+            put_field(buf, sender.as_bytes());
+            put_number(buf, u64::from(id));
+        }
+        PushForm::ReceiveMess => {
+            put_field(buf, b"RECEIVE_MESS");
+            put_number(buf, u64::from(id));
+            put_field(buf, sender.as_bytes());
+        }
+    }
+    put_field(buf, text.as_bytes());
+}
+
+/// Appends an acknowledgement push (the same in every dialect).
+pub fn encode_ack(id: u32, buf: &mut Vec<u8>) {
+    put_field(buf, b"SEND_MESS_ACK");
+    put_number(buf, u64::from(id));
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -120,23 +129,23 @@ mod tests {
     #[test]
     fn spec_examples() {
         let m = Push::Message { sender: "alice".into(), id: 7, text: "hello bob".into() };
-        assert_eq!(m.to_bytes(PushForm::SendMessage), b"SEND_MESSAGE\0alice\07\0hello bob\0");
-        assert_eq!(m.to_bytes(PushForm::ReceiveMess), b"RECEIVE_MESS\07\0alice\0hello bob\0");
-        assert_eq!(Push::Ack { id: 7 }.to_bytes(PushForm::SendMessage), b"SEND_MESS_ACK\07\0");
-        assert_eq!(decode(b"RECEIVE_MESS\07\0alice\0hello bob\0").unwrap(), m);
+        assert_eq!(m.to_bytes(PushForm::SendMessage), b"SEND_MESSAGE\0alice\x007\0hello bob\0");
+        assert_eq!(m.to_bytes(PushForm::ReceiveMess), b"RECEIVE_MESS\x007\0alice\0hello bob\0");
+        assert_eq!(Push::Ack { id: 7 }.to_bytes(PushForm::SendMessage), b"SEND_MESS_ACK\x007\0");
+        assert_eq!(decode(b"RECEIVE_MESS\x007\0alice\0hello bob\0").unwrap(), m);
     }
 
     #[test]
     fn bad_pushes_are_errors() {
         assert!(matches!(decode(b"HELLO\0"), Err(PushError::UnknownOp(_))));
         assert!(matches!(decode(b"SEND_MESS_ACK\0x\0"), Err(PushError::BadId)));
-        assert!(matches!(decode(b"SEND_MESS_ACK\04294967296\0"), Err(PushError::BadId)));
+        assert!(matches!(decode(b"SEND_MESS_ACK\x004294967296\0"), Err(PushError::BadId)));
         assert!(matches!(decode(b"SEND_MESSAGE\0a\0"), Err(PushError::Field(FieldError::Eof))));
     }
 
     #[test]
     fn invalid_utf8_is_replaced() {
-        let p = decode(b"SEND_MESSAGE\0b\xffob\01\0caf\xe9\0").unwrap();
+        let p = decode(b"SEND_MESSAGE\0b\xffob\x001\0caf\xe9\0").unwrap();
         assert_eq!(p, Push::Message { sender: "b\u{fffd}ob".into(), id: 1, text: "caf\u{fffd}".into() });
     }
 

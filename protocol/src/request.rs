@@ -97,9 +97,8 @@ impl fmt::Display for Invalid {
     }
 }
 
-/// Why no request could be decoded.
+/// Why no request could be decoded. Exhaustive on purpose: a server must decide what to do with each case.
 #[derive(Debug)]
-#[non_exhaustive]
 pub enum RequestError {
     /// The peer closed the connection without sending a byte: ignore silently.
     Empty,
@@ -245,11 +244,11 @@ mod tests {
     #[test]
     fn decodes_every_operation() {
         assert_eq!(
-            decode(b"REGISTER\0Alice A\0alice\001/02/2000\0").unwrap(),
+            decode(b"REGISTER\0Alice A\0alice\x0001/02/2000\0").unwrap(),
             Request::Register { full_name: "Alice A".into(), alias: "alice".into(), birth_date: "01/02/2000".into() }
         );
         assert_eq!(decode(b"UNREGISTER\0a\0").unwrap(), Request::Unregister { alias: "a".into() });
-        assert_eq!(decode(b"CONNECT\0a\08080\0").unwrap(), Request::Connect { alias: "a".into(), port: 8080 });
+        assert_eq!(decode(b"CONNECT\0a\x008080\0").unwrap(), Request::Connect { alias: "a".into(), port: 8080 });
         assert_eq!(decode(b"DISCONNECT\0a\0").unwrap(), Request::Disconnect { alias: "a".into() });
         assert_eq!(
             decode(b"SEND\0a\0b\0hi\nthere\0").unwrap(),

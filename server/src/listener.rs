@@ -1,0 +1,135 @@
+//! The accept loop: a connection cap, one named thread per connection, and an orderly shutdown.
+
+use std::io;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use crate::handler::{self, Context};
+
+/// Stack of a connection thread. Requests need little; a small stack keeps thousands of idle peers cheap.
+pub const CONNECTION_STACK: usize = 256 * 1024;
+/// Pause after an accept error such as "too many open files", so the loop does not spin.
+const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(50);
+/// Finished thread handles are reaped once this many have piled up.
+const REAP_EVERY: usize = 256;
+
+/// Counting semaphore for connections in flight: the accept loop waits for a free slot.
+#[derive(Debug)]
+pub struct Slots {
+    used: Mutex<usize>,
+    freed: Condvar,
+    max: usize,
+}
+
+impl Slots {
+    pub fn new(max: usize) -> Slots {
+        Slots { used: Mutex::new(0), freed: Condvar::new(), max: max.max(1) }
+    }
+
+    /// Blocks until a slot is free (or `stop` is set, then returns `None`).
+    fn acquire(self: &Arc<Self>, stop: &AtomicBool) -> Option<Permit> {
+        let mut used = self.used.lock().unwrap_or_else(|p| p.into_inner());
+        while *used >= self.max {
+            if stop.load(Ordering::SeqCst) {
+                return None;
+            }
+            used = self.freed.wait(used).unwrap_or_else(|p| p.into_inner());
+        }
+        *used += 1;
+        Some(Permit(self.clone()))
+    }
+
+    /// Connections in flight.
+    pub fn in_use(&self) -> usize {
+        *self.used.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn wake_all(&self) {
+        let _guard = self.used.lock().unwrap_or_else(|p| p.into_inner());
+        self.freed.notify_all();
+    }
+}
+
+/// A taken slot, given back when the connection thread ends, even by a panic.
+struct Permit(Arc<Slots>);
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        let mut used = self.0.used.lock().unwrap_or_else(|p| p.into_inner());
+        *used -= 1;
+        self.0.freed.notify_one();
+    }
+}
+
+/// State shared by the accept loop and whoever asks it to stop.
+#[derive(Debug)]
+pub struct Shared {
+    pub stop: AtomicBool,
+    pub slots: Arc<Slots>,
+    /// Where to connect to wake a blocked `accept` when stopping.
+    pub wake_addr: SocketAddr,
+}
+
+impl Shared {
+    /// Asks the accept loop to stop: no new connection is taken; those in flight finish.
+    pub fn request_stop(&self) {
+        if self.stop.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        self.slots.wake_all();
+        // Unblock accept(); failure means the listener is already gone, which is just as good.
+        let _ = TcpStream::connect_timeout(&self.wake_addr, Duration::from_secs(1));
+    }
+}
+
+/// Runs the accept loop until [`Shared::request_stop`], then waits for every connection thread.
+pub fn serve(listener: TcpListener, ctx: Arc<Context>, shared: Arc<Shared>) {
+    let mut threads: Vec<JoinHandle<()>> = Vec::new();
+    let mut serial: u64 = 0;
+    let mut reap_at = REAP_EVERY;
+    while let Some(permit) = shared.slots.acquire(&shared.stop) {
+        let stream = match listener.accept() {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                if shared.stop.load(Ordering::SeqCst) {
+                    break;
+                }
+                log::warn!("accept failed: {e}");
+                if e.kind() != io::ErrorKind::ConnectionAborted {
+                    thread::sleep(ACCEPT_ERROR_PAUSE);
+                }
+                continue;
+            }
+        };
+        if shared.stop.load(Ordering::SeqCst) {
+            break;
+        }
+        serial += 1;
+        let ctx = ctx.clone();
+        let spawned =
+            thread::Builder::new().name(format!("conn-{serial}")).stack_size(CONNECTION_STACK).spawn(move || {
+                let _permit = permit;
+                handler::handle(stream, &ctx);
+            });
+        match spawned {
+            Ok(handle) => threads.push(handle),
+            // The closure (and with it the stream and the permit) is dropped: the peer sees a close.
+            Err(e) => log::error!("cannot start a connection thread: {e}; connection dropped"),
+        }
+        if threads.len() >= reap_at {
+            threads.retain(|t| !t.is_finished());
+            // Amortised: with many long-lived connections, do not rescan them on every accept.
+            reap_at = (threads.len() * 2).max(REAP_EVERY);
+        }
+    }
+    drop(listener);
+    let started = Instant::now();
+    for t in threads {
+        // A connection thread that panicked has already been logged by the panic hook.
+        let _ = t.join();
+    }
+    log::debug!("all connection threads joined in {:?}", started.elapsed());
+}
