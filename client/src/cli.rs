@@ -1,0 +1,76 @@
+//! Command-line flags (PROTOCOL.md 8.1).
+
+use clap::Parser;
+
+/// The normalization service used when neither `--ws-url` nor `MSG_WS_URL` names one (PROTOCOL.md 7.1).
+pub const DEFAULT_WS_URL: &str = "http://localhost:8000/";
+
+/// Interactive client of the message delivery service.
+///
+/// Reads commands (REGISTER, UNREGISTER, CONNECT, DISCONNECT, CONNECTEDUSERS, SEND, SENDATTACH, QUIT) from a
+/// terminal with line editing, or one per line from a pipe or a file; prints the result of each, and the
+/// messages that arrive while a user is connected. End of input and Ctrl-C act as QUIT.
+#[derive(Debug, Parser)]
+#[command(name = "client", version)]
+pub struct Args {
+    /// Server host name or IPv4 address.
+    #[arg(short = 's', long, env = "MSG_SERVER_HOST", value_name = "HOST")]
+    pub server: String,
+
+    /// Server TCP port.
+    #[arg(short = 'p', long, env = "MSG_SERVER_PORT", value_parser = clap::value_parser!(u16).range(1..))]
+    pub port: u16,
+
+    /// URL of the normalization web service [default: http://localhost:8000/]. When given (here or in the
+    /// environment), a service that is down makes SEND fail; the default one, when down, is replaced by local
+    /// normalization with a warning.
+    #[arg(long, env = "MSG_WS_URL", value_name = "URL")]
+    pub ws_url: Option<String>,
+
+    /// Normalize messages in-process with the rule of the web service instead of calling it.
+    #[arg(long)]
+    pub local_normalize: bool,
+
+    /// Print the `c> ` prompt even when input is not a terminal (off by default so that a script's output holds
+    /// only result lines and messages).
+    #[arg(long)]
+    pub prompt: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn flags_are_consistent() {
+        Args::command().debug_assert();
+    }
+
+    #[test]
+    fn short_and_long_forms() {
+        let a = Args::try_parse_from(["client", "-s", "127.0.0.1", "-p", "8080"]).unwrap();
+        assert_eq!((a.server.as_str(), a.port, a.local_normalize, a.prompt), ("127.0.0.1", 8080, false, false));
+        let a = Args::try_parse_from([
+            "client",
+            "--server",
+            "h",
+            "--port",
+            "1",
+            "--ws-url",
+            "http://x:1/",
+            "--local-normalize",
+            "--prompt",
+        ])
+        .unwrap();
+        assert_eq!(a.ws_url.as_deref(), Some("http://x:1/"));
+        assert!(a.local_normalize && a.prompt);
+    }
+
+    #[test]
+    fn bad_ports_are_refused() {
+        for port in ["0", "65536", "x", "-1"] {
+            assert!(Args::try_parse_from(["client", "-s", "h", "-p", port]).is_err(), "{port}");
+        }
+    }
+}

@@ -1,0 +1,160 @@
+//! The exact text the user sees: the result lines of table 8.4 and the asynchronous lines of the listener.
+//!
+//! Pure functions, so every row of the table is pinned by a unit test.
+
+use protocol::reply::{ConnectStatus, DisconnectStatus, RegisterStatus, SendReply, UnregisterStatus, UsersReply};
+use protocol::{Op, Push, Reply};
+
+/// The result line of `op` for `reply`; `None` (no usable reply, or a local failure) gives the "other / network
+/// error" column.
+pub fn result_line(op: Op, reply: Option<&Reply>) -> String {
+    let line = match (op, reply) {
+        (Op::Register, Some(Reply::Register(s))) => match s {
+            RegisterStatus::Ok => "REGISTER OK",
+            RegisterStatus::AliasInUse => "USERNAME IN USE",
+            RegisterStatus::Fail => "REGISTER FAIL",
+        },
+        (Op::Unregister, Some(Reply::Unregister(s))) => match s {
+            UnregisterStatus::Ok => "UNREGISTER OK",
+            UnregisterStatus::NoSuchUser => "USER DOES NOT EXIST",
+            UnregisterStatus::Fail => "UNREGISTER FAIL",
+        },
+        (Op::Connect, Some(Reply::Connect(s))) => match s {
+            ConnectStatus::Ok => "CONNECT OK",
+            ConnectStatus::NoSuchUser => "CONNECT FAIL, USER DOES NOT EXIST",
+            ConnectStatus::AlreadyConnected => "USER ALREADY CONNECTED",
+            ConnectStatus::Fail => "CONNECT FAIL",
+        },
+        (Op::Disconnect, Some(Reply::Disconnect(s))) => match s {
+            DisconnectStatus::Ok => "DISCONNECT OK",
+            DisconnectStatus::NoSuchUser => "DISCONNECT FAIL / USER DOES NOT EXIST",
+            DisconnectStatus::NotConnected => "DISCONNECT FAIL / USER NOT CONNECTED",
+            DisconnectStatus::Fail => "DISCONNECT FAIL",
+        },
+        (Op::Send, Some(Reply::Send(r))) => match r {
+            SendReply::Accepted(id) => return format!("SEND OK - MESSAGE {id}"),
+            SendReply::NoSuchUser => "SEND FAIL / USER DOES NOT EXIST",
+            SendReply::Fail => "SEND FAIL",
+        },
+        (Op::ConnectedUsers, Some(Reply::ConnectedUsers(r))) => match r {
+            UsersReply::List(users) => {
+                let names: Vec<String> = users.iter().map(|u| printable(u)).collect();
+                return format!("CONNECTED USERS ({} users connected) OK - {}", users.len(), names.join(", "));
+            }
+            UsersReply::NotConnected => "CONNECTED USERS FAIL / USER IS NOT CONNECTED",
+            UsersReply::Fail => "CONNECTED USERS FAIL",
+        },
+        // No reply, or a reply to another operation (impossible with `Reply::read_from`, harmless if it happens).
+        (op, _) => failure_line(op),
+    };
+    line.to_owned()
+}
+
+/// The "other / network error" line of `op` (the last column of table 8.4).
+pub fn failure_line(op: Op) -> &'static str {
+    match op {
+        Op::Register => "REGISTER FAIL",
+        Op::Unregister => "UNREGISTER FAIL",
+        Op::Connect => "CONNECT FAIL",
+        Op::Disconnect => "DISCONNECT FAIL",
+        Op::Send => "SEND FAIL",
+        Op::ConnectedUsers => "CONNECTED USERS FAIL",
+    }
+}
+
+/// The line printed for SENDATTACH until an attachment extension exists (8.1).
+pub const SENDATTACH_UNSUPPORTED: &str = "SENDATTACH FAIL / NOT SUPPORTED";
+
+/// The asynchronous lines for one push, each ending in a newline, ready for one atomic write.
+pub fn push_block(push: &Push) -> String {
+    match push {
+        Push::Message { sender, id, text } => {
+            format!("MESSAGE {id} FROM {}\n{}\nEND\n", printable(sender), printable(text))
+        }
+        Push::Ack { id } => format!("SEND MESSAGE {id} OK\n"),
+    }
+}
+
+/// Received text made safe to print: every control character becomes U+FFFD.
+///
+/// Text from the network goes straight to a terminal. A line break would let a sender forge an `END` line and a
+/// fake block, an escape sequence could rewrite the screen; neither can come from a compliant client, whose
+/// messages are normalized (7.2), so the replacement only ever shows on hostile or broken input.
+pub fn printable(text: &str) -> String {
+    text.chars().map(|c| if c.is_control() { char::REPLACEMENT_CHARACTER } else { c }).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(reply: Reply) -> String {
+        result_line(reply.op(), Some(&reply))
+    }
+
+    #[test]
+    fn table_8_4_every_row() {
+        use Reply::*;
+        assert_eq!(line(Register(RegisterStatus::Ok)), "REGISTER OK");
+        assert_eq!(line(Register(RegisterStatus::AliasInUse)), "USERNAME IN USE");
+        assert_eq!(line(Register(RegisterStatus::Fail)), "REGISTER FAIL");
+        assert_eq!(result_line(Op::Register, None), "REGISTER FAIL");
+
+        assert_eq!(line(Unregister(UnregisterStatus::Ok)), "UNREGISTER OK");
+        assert_eq!(line(Unregister(UnregisterStatus::NoSuchUser)), "USER DOES NOT EXIST");
+        assert_eq!(line(Unregister(UnregisterStatus::Fail)), "UNREGISTER FAIL");
+        assert_eq!(result_line(Op::Unregister, None), "UNREGISTER FAIL");
+
+        assert_eq!(line(Connect(ConnectStatus::Ok)), "CONNECT OK");
+        assert_eq!(line(Connect(ConnectStatus::NoSuchUser)), "CONNECT FAIL, USER DOES NOT EXIST");
+        assert_eq!(line(Connect(ConnectStatus::AlreadyConnected)), "USER ALREADY CONNECTED");
+        assert_eq!(line(Connect(ConnectStatus::Fail)), "CONNECT FAIL");
+        assert_eq!(result_line(Op::Connect, None), "CONNECT FAIL");
+
+        assert_eq!(line(Disconnect(DisconnectStatus::Ok)), "DISCONNECT OK");
+        assert_eq!(line(Disconnect(DisconnectStatus::NoSuchUser)), "DISCONNECT FAIL / USER DOES NOT EXIST");
+        assert_eq!(line(Disconnect(DisconnectStatus::NotConnected)), "DISCONNECT FAIL / USER NOT CONNECTED");
+        assert_eq!(line(Disconnect(DisconnectStatus::Fail)), "DISCONNECT FAIL");
+        assert_eq!(result_line(Op::Disconnect, None), "DISCONNECT FAIL");
+
+        assert_eq!(line(Send(SendReply::Accepted(42))), "SEND OK - MESSAGE 42");
+        assert_eq!(line(Send(SendReply::Accepted(0))), "SEND OK - MESSAGE 0");
+        assert_eq!(line(Send(SendReply::NoSuchUser)), "SEND FAIL / USER DOES NOT EXIST");
+        assert_eq!(line(Send(SendReply::Fail)), "SEND FAIL");
+        assert_eq!(result_line(Op::Send, None), "SEND FAIL");
+
+        assert_eq!(
+            line(ConnectedUsers(UsersReply::List(vec!["alice".into(), "bob".into()]))),
+            "CONNECTED USERS (2 users connected) OK - alice, bob"
+        );
+        assert_eq!(
+            line(ConnectedUsers(UsersReply::List(vec!["a".into()]))),
+            "CONNECTED USERS (1 users connected) OK - a"
+        );
+        assert_eq!(line(ConnectedUsers(UsersReply::NotConnected)), "CONNECTED USERS FAIL / USER IS NOT CONNECTED");
+        assert_eq!(line(ConnectedUsers(UsersReply::Fail)), "CONNECTED USERS FAIL");
+        assert_eq!(result_line(Op::ConnectedUsers, None), "CONNECTED USERS FAIL");
+    }
+
+    #[test]
+    fn a_reply_to_another_operation_is_a_failure() {
+        assert_eq!(result_line(Op::Send, Some(&Reply::Register(RegisterStatus::Ok))), "SEND FAIL");
+    }
+
+    #[test]
+    fn push_blocks() {
+        let m = Push::Message { sender: "alice".into(), id: 7, text: "hello bob".into() };
+        assert_eq!(push_block(&m), "MESSAGE 7 FROM alice\nhello bob\nEND\n");
+        assert_eq!(push_block(&Push::Ack { id: 7 }), "SEND MESSAGE 7 OK\n");
+    }
+
+    #[test]
+    fn control_characters_cannot_forge_lines_or_drive_the_terminal() {
+        let m = Push::Message { sender: "ev\nil".into(), id: 1, text: "a\nEND\nMESSAGE 2 FROM x\x1b[2J".into() };
+        assert_eq!(
+            push_block(&m),
+            "MESSAGE 1 FROM ev\u{fffd}il\na\u{fffd}END\u{fffd}MESSAGE 2 FROM x\u{fffd}[2J\nEND\n"
+        );
+        assert_eq!(printable("café ✓ \u{fffd}"), "café ✓ \u{fffd}");
+    }
+}

@@ -1,0 +1,396 @@
+//! The sender thread: runs one command at a time against the server and prints its result line.
+//!
+//! It owns the session of PROTOCOL.md 8.2 — the current user, the connected alias and its listener — so no
+//! other thread needs a lock to know who we are. Commands arrive on a channel from the main thread (typed
+//! lines) or from the signal thread (Ctrl-C); each user command is answered with a [`Done`] once its line is
+//! printed, so the prompt comes back only after the result.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use client::conn::{self, DEFAULT_TIMEOUT};
+use client::listener::ListenerHandle;
+use crossbeam_channel::{Receiver, Sender};
+use log::warn;
+use protocol::reply::{ConnectStatus, SendReply, UnregisterStatus};
+use protocol::{Op, RegisterStatus, Reply, Request, MAX_FIELD_LEN};
+
+use crate::format::{failure_line, result_line, SENDATTACH_UNSUPPORTED};
+use crate::normalizer::Normalizer;
+use crate::output::Output;
+use crate::receiver;
+use crate::shell::Command;
+
+/// How long a DISCONNECT (or QUIT) waits for the acknowledgements of the messages sent just before it.
+///
+/// On a live connection an acknowledgement follows its SEND within milliseconds; waiting this little lets a
+/// script that sends and quits at once still see `SEND MESSAGE <id> OK`. An acknowledgement that misses it is not
+/// lost: the server keeps it for the next CONNECT (PROTOCOL.md 5.3).
+pub const ACK_GRACE: Duration = Duration::from_millis(1000);
+
+/// Most acknowledgements tracked at once (messages to users who stay offline are never acknowledged).
+const MAX_TRACKED_ACKS: usize = 10_000;
+
+/// Where a command came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// A line the user typed: the main thread waits for its [`Done`].
+    User,
+    /// A signal (Ctrl-C): nobody waits; the program ends once the command is done.
+    Signal,
+}
+
+/// One command for the sender thread.
+#[derive(Debug)]
+pub struct Job {
+    pub command: Command,
+    pub origin: Origin,
+}
+
+/// A user command is finished and its line printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Done {
+    /// The command was QUIT: the session is over.
+    pub quit: bool,
+}
+
+/// Starts the sender thread. `exit_on_signal` runs after a signal's QUIT has disconnected the user; it is
+/// expected to end the process (the main thread is blocked reading input and cannot be woken).
+pub fn spawn(
+    mut session: Session,
+    jobs: Receiver<Job>,
+    done: Sender<Done>,
+    exit_on_signal: Box<dyn FnOnce() + Send>,
+) -> std::io::Result<JoinHandle<()>> {
+    thread::Builder::new().name("sender".into()).spawn(move || {
+        for job in jobs.iter() {
+            if job.origin == Origin::Signal {
+                session.output.leave_editor();
+            }
+            let quit = session.run(job.command);
+            match job.origin {
+                Origin::User => {
+                    if done.send(Done { quit }).is_err() {
+                        // The main thread is gone: end the session as QUIT would.
+                        session.run(Command::Quit);
+                        return;
+                    }
+                }
+                Origin::Signal if quit => {
+                    exit_on_signal();
+                    return;
+                }
+                Origin::Signal => {}
+            }
+            if quit {
+                return;
+            }
+        }
+        // Every command sender dropped without QUIT (cannot happen through main): still leave cleanly.
+        session.run(Command::Quit);
+    })
+}
+
+/// The state of one client session.
+pub struct Session {
+    server: SocketAddr,
+    normalizer: Normalizer,
+    output: Output,
+    /// The alias of the last successful REGISTER or CONNECT (8.2).
+    current_user: Option<String>,
+    /// The alias this process connected, with its listener.
+    connected: Option<Connected>,
+    acks: AckTracker,
+}
+
+struct Connected {
+    alias: String,
+    listener: ListenerHandle,
+}
+
+impl Session {
+    pub fn new(server: SocketAddr, normalizer: Normalizer, output: Output) -> Session {
+        Session { server, normalizer, output, current_user: None, connected: None, acks: AckTracker::new() }
+    }
+
+    /// Runs one command and prints its result line(s). Returns whether the session is over.
+    pub fn run(&mut self, command: Command) -> bool {
+        self.acks.drain();
+        // The result gate (see `Output`) is held from each request to its line, but never across stopping the
+        // listener: its last pushes need the gate to print.
+        let output = self.output.clone();
+        match command {
+            Command::Register { alias, birth_date, full_name } => {
+                let _gate = output.result_gate();
+                let reply = self.call(Request::Register { full_name, alias: alias.clone(), birth_date });
+                if matches!(reply, Some(Reply::Register(RegisterStatus::Ok))) {
+                    self.current_user = Some(alias);
+                }
+                self.print(Op::Register, reply);
+            }
+            Command::Unregister { alias } => {
+                let gate = output.result_gate();
+                let reply = self.call(Request::Unregister { alias: alias.clone() });
+                drop(gate);
+                if matches!(reply, Some(Reply::Unregister(UnregisterStatus::Ok))) {
+                    if self.current_user.as_deref() == Some(alias.as_str()) {
+                        self.current_user = None;
+                    }
+                    // The server pushes nothing more to a removed user: its listener has no purpose left.
+                    if self.connected.as_ref().is_some_and(|c| c.alias == alias) {
+                        self.close_listener();
+                    }
+                }
+                self.print(Op::Unregister, reply);
+            }
+            Command::Connect { alias } => {
+                let gate = output.result_gate();
+                let unused = self.connect(alias);
+                drop(gate);
+                if let Some(listener) = unused {
+                    listener.stop();
+                }
+            }
+            Command::Disconnect { alias } => self.disconnect(alias),
+            Command::ConnectedUsers => match self.current_user.clone() {
+                Some(alias) => {
+                    let _gate = output.result_gate();
+                    let reply = self.call(Request::ConnectedUsers { alias });
+                    self.print(Op::ConnectedUsers, reply);
+                }
+                None => self.fail_locally(Op::ConnectedUsers, "no current user: REGISTER or CONNECT first"),
+            },
+            Command::Send { recipient, message } => self.send(recipient, &message),
+            Command::SendAttach { .. } => self.output.line(SENDATTACH_UNSUPPORTED),
+            Command::Quit => {
+                if let Some(alias) = self.connected.as_ref().map(|c| c.alias.clone()) {
+                    self.disconnect(alias);
+                }
+                return true;
+            }
+        }
+        false
+    }
+
+    /// CONNECT; the caller holds the result gate. Returns a listener that did not get connected, for the caller
+    /// to stop once the gate is released.
+    fn connect(&mut self, alias: String) -> Option<ListenerHandle> {
+        let port = match &self.connected {
+            // Same alias again: ask the server with the listener we have; it will normally answer 2.
+            Some(c) if c.alias == alias => c.listener.port(),
+            Some(c) => {
+                let why = format!("already connected as {0}: DISCONNECT {0} first (one listener per client)", c.alias);
+                self.fail_locally(Op::Connect, &why);
+                return None;
+            }
+            None => return self.connect_new(alias),
+        };
+        let reply = self.call(Request::Connect { alias: alias.clone(), port });
+        if matches!(reply, Some(Reply::Connect(ConnectStatus::Ok))) {
+            self.current_user = Some(alias);
+        }
+        self.print(Op::Connect, reply);
+        None
+    }
+
+    fn connect_new(&mut self, alias: String) -> Option<ListenerHandle> {
+        // The listener accepts before CONNECT is sent: the server may push right after its reply (8.2).
+        let (acks_tx, acks_rx) = crossbeam_channel::bounded(MAX_TRACKED_ACKS);
+        let listener = match receiver::start(self.output.clone(), acks_tx) {
+            Ok(l) => l,
+            Err(e) => {
+                self.fail_locally(Op::Connect, &format!("cannot open a listener: {e}"));
+                return None;
+            }
+        };
+        let reply = self.call(Request::Connect { alias: alias.clone(), port: listener.port() });
+        let connected = matches!(reply, Some(Reply::Connect(ConnectStatus::Ok)));
+        self.print(Op::Connect, reply);
+        if !connected {
+            return Some(listener);
+        }
+        self.acks.reset(acks_rx);
+        self.connected = Some(Connected { alias: alias.clone(), listener });
+        self.current_user = Some(alias);
+        None
+    }
+
+    /// DISCONNECT, without the result gate: the acknowledgements waited for and the last pushes drained need it.
+    fn disconnect(&mut self, alias: String) {
+        let ours = self.connected.as_ref().is_some_and(|c| c.alias == alias);
+        if ours {
+            self.acks.wait();
+        }
+        let reply = self.call(Request::Disconnect { alias });
+        if ours {
+            // Whatever the reply (8.2). Closing first means nothing of this session prints after the line.
+            self.close_listener();
+        }
+        self.print(Op::Disconnect, reply);
+    }
+
+    fn close_listener(&mut self) {
+        if let Some(c) = self.connected.take() {
+            c.listener.stop();
+        }
+        self.acks.clear();
+    }
+
+    fn send(&mut self, recipient: String, message: &str) {
+        let Some(sender) = self.current_user.clone() else {
+            return self.fail_locally(Op::Send, "no current user: REGISTER or CONNECT first");
+        };
+        let text = match self.normalizer.normalize(message) {
+            Ok(t) => t,
+            Err(e) => return self.fail_locally(Op::Send, &e),
+        };
+        if text.is_empty() {
+            return self.fail_locally(Op::Send, "the message is empty");
+        }
+        if text.len() > MAX_FIELD_LEN {
+            let why = format!("the message is {} bytes long, the limit is {MAX_FIELD_LEN}", text.len());
+            return self.fail_locally(Op::Send, &why);
+        }
+        let output = self.output.clone();
+        let _gate = output.result_gate();
+        let reply = self.call(Request::Send { sender, recipient, text });
+        if let Some(Reply::Send(SendReply::Accepted(id))) = reply {
+            if self.connected.is_some() {
+                self.acks.sent(id);
+            }
+        }
+        self.print(Op::Send, reply);
+    }
+
+    /// Sends a request; any failure is logged and gives `None`.
+    fn call(&self, req: Request) -> Option<Reply> {
+        let op = req.op();
+        if let Some(field) = nul_field(&req) {
+            warn!("{op}: the {field} contains a NUL character, which the protocol cannot carry");
+            return None;
+        }
+        match conn::request(self.server, &req, DEFAULT_TIMEOUT) {
+            Ok(reply) => Some(reply),
+            Err(e) => {
+                warn!("{op}: server {}: {e}", self.server);
+                None
+            }
+        }
+    }
+
+    fn print(&self, op: Op, reply: Option<Reply>) {
+        self.output.line(&result_line(op, reply.as_ref()));
+    }
+
+    fn fail_locally(&self, op: Op, why: &str) {
+        warn!("{op}: {why}");
+        self.output.line(failure_line(op));
+    }
+}
+
+/// The name of the first field of `req` that contains a NUL character, if any.
+fn nul_field(req: &Request) -> Option<&'static str> {
+    let fields: &[(&'static str, &str)] = match req {
+        Request::Register { full_name, alias, birth_date } => {
+            &[("alias", alias), ("birth date", birth_date), ("full name", full_name)]
+        }
+        Request::Unregister { alias }
+        | Request::Connect { alias, .. }
+        | Request::Disconnect { alias }
+        | Request::ConnectedUsers { alias } => &[("alias", alias)],
+        Request::Send { sender, recipient, text } => &[("sender", sender), ("recipient", recipient), ("message", text)],
+    };
+    fields.iter().find(|(_, v)| v.contains('\0')).map(|(name, _)| *name)
+}
+
+/// The acknowledgements still expected for messages this session sent while connected.
+struct AckTracker {
+    rx: Option<Receiver<u32>>,
+    outstanding: HashSet<u32>,
+    last_send: Option<Instant>,
+}
+
+impl AckTracker {
+    fn new() -> AckTracker {
+        AckTracker { rx: None, outstanding: HashSet::new(), last_send: None }
+    }
+
+    /// Starts tracking for a new listener, whose acknowledgements arrive on `rx`.
+    fn reset(&mut self, rx: Receiver<u32>) {
+        self.clear();
+        self.rx = Some(rx);
+    }
+
+    fn clear(&mut self) {
+        self.rx = None;
+        self.outstanding.clear();
+        self.last_send = None;
+    }
+
+    fn sent(&mut self, id: u32) {
+        if self.outstanding.len() < MAX_TRACKED_ACKS {
+            self.outstanding.insert(id);
+        }
+        self.last_send = Some(Instant::now());
+    }
+
+    /// Forgets the acknowledgements that already arrived.
+    fn drain(&mut self) {
+        if let Some(rx) = &self.rx {
+            for id in rx.try_iter() {
+                self.outstanding.remove(&id);
+            }
+        }
+    }
+
+    /// Waits, at most until [`ACK_GRACE`] after the last SEND, for the outstanding acknowledgements.
+    fn wait(&mut self) {
+        self.drain();
+        let (Some(rx), Some(last)) = (&self.rx, self.last_send) else { return };
+        let deadline = last + ACK_GRACE;
+        while !self.outstanding.is_empty() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            match rx.recv_timeout(left) {
+                Ok(id) => {
+                    self.outstanding.remove(&id);
+                }
+                Err(_) => break,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nul_fields_are_named() {
+        let req = Request::Send { sender: "a".into(), recipient: "b".into(), text: "x\0y".into() };
+        assert_eq!(nul_field(&req), Some("message"));
+        assert_eq!(nul_field(&Request::Disconnect { alias: "ok".into() }), None);
+    }
+
+    #[test]
+    fn ack_wait_is_bounded_and_ends_early_when_all_arrived() {
+        let mut acks = AckTracker::new();
+        let (tx, rx) = crossbeam_channel::unbounded();
+        acks.reset(rx);
+        acks.sent(1);
+        acks.sent(2);
+        tx.send(1).unwrap();
+        tx.send(2).unwrap();
+        let started = Instant::now();
+        acks.wait();
+        assert!(started.elapsed() < ACK_GRACE / 2);
+        acks.sent(3);
+        let started = Instant::now();
+        acks.wait();
+        assert!(started.elapsed() >= ACK_GRACE / 2 && started.elapsed() < ACK_GRACE * 2);
+    }
+}
