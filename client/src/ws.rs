@@ -1,0 +1,470 @@
+//! The client side of the normalization web service (PROTOCOL.md 7 and 8.3): one SOAP 1.1 `convert_text` call.
+//!
+//! The request is the envelope zeep would send for the WSDL of 7.3, so any service that works with the original
+//! clients works here too; the answer is read with a namespace-aware XML parser rather than by searching text,
+//! so prefixes, attribute order, comments or a nil result cannot confuse it.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::io;
+use std::time::Duration;
+
+use quick_xml::events::{BytesDecl, BytesEnd, BytesStart, BytesText, Event};
+use quick_xml::name::{Namespace, ResolveResult};
+use quick_xml::{NsReader, Writer};
+
+/// Target namespace of the service's elements (7.3).
+const TNS: &str = "http://tests.python-zeep.org/";
+/// Namespace of the SOAP 1.1 envelope.
+const SOAP_ENV: &str = "http://schemas.xmlsoap.org/soap/envelope/";
+/// Namespace of `xsi:nil`.
+const XSI: &str = "http://www.w3.org/2001/XMLSchema-instance";
+/// Largest answer read. The answer to a text is never longer than the envelope around that text, and a message
+/// is at most 255 bytes (2.3), so this only stops a misbehaving service from making the client buffer without
+/// bound.
+pub const MAX_RESPONSE_BYTES: u64 = 1024 * 1024;
+
+/// Why [`normalize_remote`] gave no normalized text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WsError {
+    /// The URL is not a plain `http://` URL (this client speaks no TLS; the service is local, 7.1).
+    InvalidUrl(String),
+    /// Nothing could be connected to at the URL: connection refused, host name unknown, network unreachable.
+    /// The only error after which the service can be said to be absent rather than failing.
+    Unreachable(String),
+    /// No complete answer within the timeout (connecting included).
+    Timeout,
+    /// The connection broke, or the service spoke broken HTTP.
+    Transport(String),
+    /// An HTTP status other than 200 that carries no SOAP fault.
+    Http(u16),
+    /// The service answered with a SOAP fault.
+    Fault {
+        /// The `faultcode` as sent, e.g. `soap:Client`.
+        code: String,
+        /// The `faultstring`.
+        message: String,
+    },
+    /// A 200 answer that is not the expected `convert_textResponse` envelope.
+    BadResponse(String),
+    /// The text holds a character that XML 1.0 cannot carry (such as U+0001), so no SOAP service can be asked.
+    Unencodable(char),
+}
+
+impl fmt::Display for WsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            WsError::InvalidUrl(why) => write!(f, "invalid service URL: {why}"),
+            WsError::Unreachable(why) => write!(f, "service unreachable: {why}"),
+            WsError::Timeout => f.write_str("service did not answer in time"),
+            WsError::Transport(why) => write!(f, "connection to the service failed: {why}"),
+            WsError::Http(status) => write!(f, "service answered HTTP {status}"),
+            WsError::Fault { code, message } => write!(f, "service fault {code}: {message}"),
+            WsError::BadResponse(why) => write!(f, "unexpected answer from the service: {why}"),
+            WsError::Unencodable(c) => write!(f, "the text contains U+{:04X}, which XML cannot carry", *c as u32),
+        }
+    }
+}
+
+impl std::error::Error for WsError {}
+
+/// Asks the service at `url` to normalize `text` with `convert_text`, waiting at most `timeout` in all.
+///
+/// U+001C..=U+001F are sent as spaces: they are whitespace under 7.2, so the answer is the same, but XML 1.0
+/// cannot carry them. An empty result element (and a nil or absent one) is the empty string.
+pub fn normalize_remote(url: &str, text: &str, timeout: Duration) -> Result<String, WsError> {
+    check_url(url)?;
+    let body = request_envelope(text)?;
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_global(Some(timeout))
+        // A fault comes with status 500 and must be read, not turned into a bare error.
+        .http_status_as_error(false)
+        // A SOAP endpoint that redirects is misconfigured; following it would repeat the POST elsewhere.
+        .max_redirects(0)
+        .build()
+        .into();
+    let mut response = agent
+        .post(url)
+        .header("Content-Type", "text/xml; charset=utf-8")
+        .header("SOAPAction", "\"convert_text\"")
+        .send(&body[..])
+        .map_err(from_ureq)?;
+    let status = response.status().as_u16();
+    let answer = response.body_mut().with_config().limit(MAX_RESPONSE_BYTES).read_to_string().map_err(|e| match e {
+        ureq::Error::BodyExceedsLimit(_) => WsError::BadResponse(format!("answer over {MAX_RESPONSE_BYTES} bytes")),
+        ureq::Error::Io(ref io) if io.kind() == io::ErrorKind::InvalidData => {
+            WsError::BadResponse("answer is not UTF-8".into())
+        }
+        other => from_ureq(other),
+    })?;
+    match (status, read_answer(&answer)) {
+        (200, Ok(Answer::Result(text))) => Ok(text),
+        (_, Ok(Answer::Fault { code, message })) => Err(WsError::Fault { code, message }),
+        (200, Err(why)) => Err(WsError::BadResponse(why)),
+        (status, _) => Err(WsError::Http(status)),
+    }
+}
+
+/// Refuses what this client cannot call, with a clearer message than the transport would give.
+fn check_url(url: &str) -> Result<(), WsError> {
+    if url.starts_with("https://") {
+        return Err(WsError::InvalidUrl(format!("{url}: https is not supported, the service is plain http (7.1)")));
+    }
+    if !url.starts_with("http://") {
+        return Err(WsError::InvalidUrl(format!("{url}: expected http://host:port/")));
+    }
+    Ok(())
+}
+
+fn from_ureq(e: ureq::Error) -> WsError {
+    match e {
+        ureq::Error::Timeout(_) => WsError::Timeout,
+        ureq::Error::HostNotFound | ureq::Error::ConnectionFailed => WsError::Unreachable(e.to_string()),
+        ureq::Error::Io(ref io) => match io.kind() {
+            io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => WsError::Timeout,
+            io::ErrorKind::ConnectionRefused
+            | io::ErrorKind::AddrNotAvailable
+            | io::ErrorKind::HostUnreachable
+            | io::ErrorKind::NetworkUnreachable => WsError::Unreachable(e.to_string()),
+            _ => WsError::Transport(e.to_string()),
+        },
+        ureq::Error::BadUri(why) => WsError::InvalidUrl(why),
+        ureq::Error::Http(ref http) => WsError::InvalidUrl(http.to_string()),
+        other => WsError::Transport(other.to_string()),
+    }
+}
+
+/// Whether `c` may appear in an XML 1.0 document (production `Char`).
+fn is_xml_char(c: char) -> bool {
+    matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..='\u{10FFFF}')
+}
+
+/// The request zeep sends for `client.service.convert_text(text)`. quick-xml escapes `<`, `>`, `&`, quotes and
+/// CR (as `&#13;`: a raw CR would reach the service as LF after XML end-of-line normalization).
+fn request_envelope(text: &str) -> Result<Vec<u8>, WsError> {
+    let text: Cow<'_, str> = if text.chars().any(|c| ('\u{1c}'..='\u{1f}').contains(&c)) {
+        Cow::Owned(text.chars().map(|c| if ('\u{1c}'..='\u{1f}').contains(&c) { ' ' } else { c }).collect())
+    } else {
+        Cow::Borrowed(text)
+    };
+    if let Some(c) = text.chars().find(|&c| !is_xml_char(c)) {
+        return Err(WsError::Unencodable(c));
+    }
+    let mut w = Writer::new(Vec::with_capacity(320 + text.len()));
+    let written: io::Result<()> = (|| {
+        w.write_event(Event::Decl(BytesDecl::new("1.0", Some("utf-8"), None)))?;
+        w.write_event(Event::Start(
+            BytesStart::new("soap-env:Envelope").with_attributes([("xmlns:soap-env", SOAP_ENV)]),
+        ))?;
+        w.write_event(Event::Start(BytesStart::new("soap-env:Body")))?;
+        w.write_event(Event::Start(BytesStart::new("ns0:convert_text").with_attributes([("xmlns:ns0", TNS)])))?;
+        w.write_event(Event::Start(BytesStart::new("ns0:text")))?;
+        w.write_event(Event::Text(BytesText::new(&text)))?;
+        w.write_event(Event::End(BytesEnd::new("ns0:text")))?;
+        w.write_event(Event::End(BytesEnd::new("ns0:convert_text")))?;
+        w.write_event(Event::End(BytesEnd::new("soap-env:Body")))?;
+        w.write_event(Event::End(BytesEnd::new("soap-env:Envelope")))
+    })();
+    // Writing into a Vec cannot fail; mapped rather than unwrapped so that no path panics.
+    written.map_err(|e| WsError::Transport(format!("could not build the request: {e}")))?;
+    Ok(w.into_inner())
+}
+
+/// What a well-formed answer envelope holds.
+#[derive(Debug, PartialEq, Eq)]
+enum Answer {
+    Result(String),
+    Fault { code: String, message: String },
+}
+
+/// One element of the answer, with its direct character content.
+#[derive(Debug)]
+struct Element {
+    /// Namespace; empty when unqualified.
+    ns: String,
+    local: String,
+    parent: Option<usize>,
+    nil: bool,
+    text: String,
+}
+
+/// Reads an answer envelope: `Envelope/Body/convert_textResponse/convert_textResult`, or a `Fault`.
+fn read_answer(xml: &str) -> Result<Answer, String> {
+    let els = elements(xml)?;
+    let is = |i: usize, ns: &str, local: &str| els[i].ns == ns && els[i].local == local;
+    let child = |parent: usize, pred: &dyn Fn(usize) -> bool| {
+        (0..els.len()).find(|&i| els[i].parent == Some(parent) && pred(i))
+    };
+    if els.is_empty() || !is(0, SOAP_ENV, "Envelope") {
+        return Err("not a SOAP 1.1 envelope".into());
+    }
+    let body = child(0, &|i| is(i, SOAP_ENV, "Body")).ok_or("the envelope has no Body")?;
+    let first = child(body, &|_| true).ok_or("the Body is empty")?;
+    if is(first, SOAP_ENV, "Fault") {
+        let text =
+            |name: &str| child(first, &|i| els[i].local == name).map(|i| els[i].text.clone()).unwrap_or_default();
+        return Ok(Answer::Fault { code: text("faultcode"), message: text("faultstring") });
+    }
+    if !is(first, TNS, "convert_textResponse") {
+        return Err(format!("unexpected element {{{}}}{} in the Body", els[first].ns, els[first].local));
+    }
+    // The result may be qualified (as the WSDL says) or not; minOccurs="0" and nillable="true" make an absent or
+    // nil result the empty string, which is how zeep's None reaches its caller.
+    match child(first, &|i| els[i].local == "convert_textResult" && (els[i].ns == TNS || els[i].ns.is_empty())) {
+        None => Ok(Answer::Result(String::new())),
+        Some(result) if els.iter().any(|e| e.parent == Some(result)) => Err("the result is not a string".into()),
+        Some(result) if els[result].nil => Ok(Answer::Result(String::new())),
+        Some(result) => Ok(Answer::Result(els[result].text.clone())),
+    }
+}
+
+/// Every element of a well-formed document, in document order.
+fn elements(xml: &str) -> Result<Vec<Element>, String> {
+    let mut reader = NsReader::from_str(xml);
+    reader.config_mut().enable_all_checks(true);
+    let mut els: Vec<Element> = Vec::new();
+    let mut open: Vec<usize> = Vec::new();
+    loop {
+        let (ns, event) = reader.read_resolved_event().map_err(|e| format!("not well-formed XML: {e}"))?;
+        let ns = match ns {
+            ResolveResult::Bound(Namespace(ns)) => ns.to_owned(),
+            ResolveResult::Unbound => String::new(),
+            ResolveResult::Unknown(prefix) => return Err(format!("undeclared prefix {prefix}")),
+        };
+        let text: Cow<'_, str> = match event {
+            Event::Start(ref e) | Event::Empty(ref e) => {
+                let mut nil = false;
+                for attr in e.attributes() {
+                    let attr = attr.map_err(|e| format!("malformed attribute: {e}"))?;
+                    if let (ResolveResult::Bound(Namespace(XSI)), local) = reader.resolver().resolve_attribute(attr.key)
+                    {
+                        nil |= local.into_inner() == "nil" && attr.as_bool() == Some(true);
+                    }
+                }
+                els.push(Element {
+                    ns,
+                    local: e.local_name().into_inner().to_owned(),
+                    parent: open.last().copied(),
+                    nil,
+                    text: String::new(),
+                });
+                if matches!(event, Event::Start(_)) {
+                    open.push(els.len() - 1);
+                }
+                continue;
+            }
+            Event::End(_) => {
+                open.pop();
+                continue;
+            }
+            Event::Text(ref t) => t.xml10_content(),
+            Event::CData(ref c) => c.xml10_content(),
+            Event::GeneralRef(ref r) => match r.resolve_char_ref() {
+                Ok(Some(c)) => Cow::Owned(c.to_string()),
+                Ok(None) => Cow::Borrowed(match r.xml10_content().as_ref() {
+                    "lt" => "<",
+                    "gt" => ">",
+                    "amp" => "&",
+                    "apos" => "'",
+                    "quot" => "\"",
+                    other => return Err(format!("undeclared entity &{other};")),
+                }),
+                Err(e) => return Err(format!("bad character reference: {e}")),
+            },
+            Event::Eof => break,
+            _ => continue,
+        };
+        if let Some(&i) = open.last() {
+            els[i].text.push_str(&text);
+        }
+    }
+    if !open.is_empty() {
+        return Err("the document ends inside an element".into());
+    }
+    Ok(els)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+    use std::net::{TcpListener, TcpStream};
+    use std::sync::mpsc;
+    use std::thread;
+    use std::time::Instant;
+
+    const TIMEOUT: Duration = Duration::from_secs(10);
+
+    fn envelope(body: &str) -> String {
+        format!(
+            r#"<?xml version="1.0" encoding="UTF-8"?><soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/" xmlns:tns="http://tests.python-zeep.org/"><soap:Body>{body}</soap:Body></soap:Envelope>"#
+        )
+    }
+
+    fn ok_answer(result: &str) -> String {
+        envelope(&format!("<tns:convert_textResponse>{result}</tns:convert_textResponse>"))
+    }
+
+    /// Reads one HTTP request (head and `Content-Length` body) from the stream; enough HTTP for a fake server.
+    fn read_request(stream: &mut TcpStream) -> String {
+        let mut buf = Vec::new();
+        let mut byte = [0u8; 1];
+        while !buf.ends_with(b"\r\n\r\n") {
+            match stream.read(&mut byte) {
+                Ok(1) => buf.push(byte[0]),
+                _ => return String::from_utf8_lossy(&buf).into_owned(),
+            }
+        }
+        let head = String::from_utf8_lossy(&buf).into_owned();
+        let length = head
+            .lines()
+            .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().to_owned()))
+            .and_then(|v| v.parse::<usize>().ok())
+            .unwrap_or(0);
+        let mut body = vec![0u8; length];
+        let _ = stream.read_exact(&mut body);
+        head + &String::from_utf8_lossy(&body)
+    }
+
+    /// A one-shot server on 127.0.0.1:0 answering `response` (raw bytes) to the first request; returns the URL
+    /// and a channel that yields the request it received.
+    fn fake(response: String) -> (String, mpsc::Receiver<String>) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/", listener.local_addr().unwrap());
+        let (tx, rx) = mpsc::channel();
+        thread::spawn(move || {
+            if let Ok((mut stream, _)) = listener.accept() {
+                stream.set_read_timeout(Some(TIMEOUT)).unwrap();
+                let request = read_request(&mut stream);
+                let _ = stream.write_all(response.as_bytes());
+                let _ = tx.send(request);
+            }
+        });
+        (url, rx)
+    }
+
+    fn http(status: &str, content_type: &str, body: &str) -> String {
+        format!("HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len())
+    }
+
+    #[test]
+    fn success_sends_the_zeep_envelope_and_reads_the_result() {
+        let (url, request) = fake(http(
+            "200 OK",
+            "text/xml; charset=utf-8",
+            &ok_answer("<tns:convert_textResult>a &lt;&amp;&gt; b</tns:convert_textResult>"),
+        ));
+        assert_eq!(normalize_remote(&url, "  a\r <&>  b ", TIMEOUT), Ok("a <&> b".to_owned()));
+        let request = request.recv_timeout(TIMEOUT).unwrap();
+        assert!(request.starts_with("POST / HTTP/1.1\r\n"), "{request}");
+        let lower = request.to_ascii_lowercase();
+        assert!(lower.contains("soapaction: \"convert_text\"\r\n"), "{request}");
+        assert!(lower.contains("content-type: text/xml; charset=utf-8\r\n"), "{request}");
+        assert!(
+            request.contains(r#"<ns0:convert_text xmlns:ns0="http://tests.python-zeep.org/"><ns0:text>  a&#13; &lt;&amp;&gt;  b </ns0:text></ns0:convert_text>"#),
+            "{request}"
+        );
+    }
+
+    #[test]
+    fn empty_nil_and_absent_results_are_the_empty_string() {
+        for result in [
+            "<tns:convert_textResult/>",
+            "<tns:convert_textResult></tns:convert_textResult>",
+            r#"<tns:convert_textResult xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" xsi:nil="true"/>"#,
+            "",
+        ] {
+            let (url, _request) = fake(http("200 OK", "text/xml", &ok_answer(result)));
+            assert_eq!(normalize_remote(&url, "   ", TIMEOUT), Ok(String::new()), "{result}");
+        }
+    }
+
+    #[test]
+    fn other_prefixes_and_unqualified_result_are_read() {
+        let answer = r#"<e:Envelope xmlns:e="http://schemas.xmlsoap.org/soap/envelope/"><e:Header/><e:Body><r:convert_textResponse xmlns:r="http://tests.python-zeep.org/"><!-- c --><convert_textResult>x <![CDATA[<y>]]></convert_textResult></r:convert_textResponse></e:Body></e:Envelope>"#;
+        let (url, _request) = fake(http("200 OK", "text/xml", answer));
+        assert_eq!(normalize_remote(&url, "x <y>", TIMEOUT), Ok("x <y>".to_owned()));
+    }
+
+    #[test]
+    fn fault_500_is_a_fault() {
+        let fault = envelope(
+            "<soap:Fault><faultcode>soap:Client</faultcode><faultstring>unknown operation</faultstring></soap:Fault>",
+        );
+        let (url, _request) = fake(http("500 Internal Server Error", "text/xml; charset=utf-8", &fault));
+        assert_eq!(
+            normalize_remote(&url, "x", TIMEOUT),
+            Err(WsError::Fault { code: "soap:Client".into(), message: "unknown operation".into() })
+        );
+    }
+
+    #[test]
+    fn garbage_and_http_errors() {
+        let (url, _r) = fake(http("500 Internal Server Error", "text/plain", "boom"));
+        assert_eq!(normalize_remote(&url, "x", TIMEOUT), Err(WsError::Http(500)));
+        let (url, _r) = fake(http("404 Not Found", "text/plain", "nothing here"));
+        assert_eq!(normalize_remote(&url, "x", TIMEOUT), Err(WsError::Http(404)));
+        for body in ["", "not xml", "<a/>", &envelope("<tns:other/>"), &envelope(""), "<soap:Envelope"] {
+            let (url, _r) = fake(http("200 OK", "text/xml", body));
+            assert!(matches!(normalize_remote(&url, "x", TIMEOUT), Err(WsError::BadResponse(_))), "{body:?}");
+        }
+        let (url, _r) = fake("this is not HTTP\r\n\r\n".into());
+        assert!(matches!(normalize_remote(&url, "x", TIMEOUT), Err(WsError::Transport(_))));
+    }
+
+    #[test]
+    fn connection_refused_is_unreachable() {
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let result = normalize_remote(&format!("http://127.0.0.1:{port}/"), "x", TIMEOUT);
+        assert!(matches!(result, Err(WsError::Unreachable(_))), "{result:?}");
+    }
+
+    #[test]
+    fn a_silent_service_times_out() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/", listener.local_addr().unwrap());
+        let started = Instant::now();
+        assert_eq!(normalize_remote(&url, "x", Duration::from_millis(300)), Err(WsError::Timeout));
+        assert!(started.elapsed() < TIMEOUT);
+        drop(listener);
+    }
+
+    #[test]
+    fn text_xml_cannot_carry_is_refused_before_any_call() {
+        assert_eq!(normalize_remote("http://127.0.0.1:9/", "a\u{1}b", TIMEOUT), Err(WsError::Unencodable('\u{1}')));
+        assert_eq!(normalize_remote("http://127.0.0.1:9/", "\u{FFFE}", TIMEOUT), Err(WsError::Unencodable('\u{FFFE}')));
+    }
+
+    #[test]
+    fn information_separators_are_sent_as_spaces() {
+        let (url, request) =
+            fake(http("200 OK", "text/xml", &ok_answer("<tns:convert_textResult>a b</tns:convert_textResult>")));
+        assert_eq!(normalize_remote(&url, "a\u{1c}\u{1f}b", TIMEOUT), Ok("a b".to_owned()));
+        assert!(request.recv_timeout(TIMEOUT).unwrap().contains("<ns0:text>a  b</ns0:text>"));
+    }
+
+    #[test]
+    fn only_plain_http_urls() {
+        for url in ["https://localhost:8000/", "ftp://x/", "localhost:8000", ""] {
+            assert!(matches!(normalize_remote(url, "x", TIMEOUT), Err(WsError::InvalidUrl(_))), "{url}");
+        }
+    }
+
+    #[test]
+    fn errors_display_one_line() {
+        let errors = [
+            WsError::InvalidUrl("u".into()),
+            WsError::Unreachable("r".into()),
+            WsError::Timeout,
+            WsError::Transport("t".into()),
+            WsError::Http(503),
+            WsError::Fault { code: "soap:Client".into(), message: "m".into() },
+            WsError::BadResponse("b".into()),
+            WsError::Unencodable('\u{1}'),
+        ];
+        for e in errors {
+            let shown = e.to_string();
+            assert!(!shown.is_empty() && !shown.contains('\n'), "{shown}");
+        }
+    }
+}
