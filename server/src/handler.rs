@@ -1,10 +1,12 @@
 //! One request: read it, apply it to the store, reply, then do the deliveries the request made possible.
 
-use std::io::{BufReader, Read, Write};
+use std::io::{BufReader, Cursor, Read, Write};
 use std::net::{IpAddr, Shutdown, SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use protocol::{ConnectStatus, Dialect, FieldReader, Reply, Request, RequestError};
+use protocol::request::Invalid;
+use protocol::{ConnectStatus, Dialect, FieldError, FieldReader, Op, Reply, Request, RequestError};
+use protocol::{MAX_FIELD_LEN, MAX_REQUEST_LEN};
 
 use crate::delivery;
 use crate::store::{Store, Ticket};
@@ -16,8 +18,15 @@ pub const REPLY_WRITE_TIMEOUT: Duration = Duration::from_secs(3);
 pub const DRAIN_TIMEOUT: Duration = Duration::from_millis(500);
 /// At most this many unread bytes are drained after a reply.
 pub const DRAIN_LIMIT: u64 = 64 * 1024;
+/// Bytes that a write on a new connection always takes without blocking: well below the smallest default send
+/// buffer (`net.ipv4.tcp_wmem`, 16 KiB), so replies and pushes up to this size need no write timeout.
+pub const UNBLOCKED_WRITE: usize = 4096;
 /// Read buffer per connection: a whole ordinary request arrives in one read.
 const READ_BUFFER: usize = 1024;
+/// How long the first field of a REGISTER may stand alone before, with `accept_short_register`, it is taken as a
+/// one-field REGISTER (PROTOCOL.md A.3): the client that sends one waits for the reply, while every other client
+/// sends its next field at once.
+pub const SHORT_REGISTER_WAIT: Duration = Duration::from_millis(250);
 
 /// What every connection thread needs.
 #[derive(Debug, Clone)]
@@ -26,6 +35,8 @@ pub struct Context {
     pub dialect: Dialect,
     pub request_timeout: Duration,
     pub ip_check: bool,
+    /// Accept the one-field REGISTER of A.3.
+    pub accept_short_register: bool,
 }
 
 /// Work that must wait until the reply has been written.
@@ -46,13 +57,12 @@ pub fn handle(stream: TcpStream, ctx: &Context) {
         Ok(addr) => addr,
         Err(_) => return, // already gone
     };
-    // Failing to set a timeout only happens on a dead socket; reading will then fail too.
+    // Failing to set a timeout only happens on a dead socket; reading will then fail too. No `set_nodelay`: the
+    // reply is one write followed by a half-close, and the FIN pushes out anything Nagle would hold back.
     let _ = stream.set_read_timeout(Some(ctx.request_timeout));
-    let _ = stream.set_write_timeout(Some(REPLY_WRITE_TIMEOUT));
-    let _ = stream.set_nodelay(true);
 
     let mut reader = FieldReader::new(BufReader::with_capacity(READ_BUFFER, &stream));
-    let (reply, after) = match Request::read_from(&mut reader) {
+    let (reply, after) = match read_request(&mut reader, &stream, ctx) {
         Ok(request) => apply(request, peer, ctx),
         Err(RequestError::Empty) => return,
         Err(RequestError::UnknownOp(name)) => {
@@ -74,6 +84,11 @@ pub fn handle(stream: TcpStream, ctx: &Context) {
 
     let mut out = Vec::with_capacity(32);
     reply.encode(ctx.dialect, &mut out);
+    // A reply that fits the empty send buffer of a fresh socket is written without blocking whatever the peer
+    // does, so only a long one (a big CONNECTEDUSERS list) needs the write timeout, and its syscall.
+    if out.len() > UNBLOCKED_WRITE {
+        let _ = stream.set_write_timeout(Some(REPLY_WRITE_TIMEOUT));
+    }
     if let Err(e) = (&stream).write_all(&out) {
         log::debug!("reply to {peer} not written: {e}");
     }
@@ -165,8 +180,63 @@ fn ok(code: u8) -> &'static str {
     }
 }
 
+/// Reads one request; with `accept_short_register`, a REGISTER whose first field is followed by nothing within
+/// [`SHORT_REGISTER_WAIT`] registers that field as the alias, with full name = alias and an empty date (A.3).
+fn read_request(
+    reader: &mut FieldReader<BufReader<&TcpStream>>,
+    stream: &TcpStream,
+    ctx: &Context,
+) -> Result<Request, RequestError> {
+    let op = Request::read_op(reader)?;
+    if op != Op::Register || !ctx.accept_short_register {
+        return Request::read_fields(op, reader);
+    }
+    let incomplete = |cause| RequestError::Incomplete { op: Some(op), cause };
+    let invalid = |reason| RequestError::Invalid { op, reason };
+    let first = match reader.read_field(MAX_FIELD_LEN) {
+        Ok(raw) => Some(raw),
+        Err(FieldError::TooLong) => None,
+        Err(cause) => return Err(incomplete(cause)),
+    };
+    // Only this wait is shortened; the rest of the request gets the ordinary idle timeout again.
+    let _ = stream.set_read_timeout(Some(SHORT_REGISTER_WAIT));
+    let next = reader.peek_byte();
+    let _ = stream.set_read_timeout(Some(ctx.request_timeout));
+    match (next, first) {
+        (Err(FieldError::Timeout), Some(raw)) => {
+            let alias = String::from_utf8(raw).map_err(|_| invalid(Invalid::NotUtf8))?;
+            if alias.is_empty() {
+                return Err(invalid(Invalid::EmptyAlias));
+            }
+            log::debug!("one-field REGISTER of {alias:?}: full name = alias, empty date");
+            Ok(Request::Register { full_name: alias.clone(), alias, birth_date: String::new() })
+        }
+        (Err(FieldError::Timeout), None) => Err(invalid(Invalid::FieldTooLong)),
+        (Err(cause), _) => Err(incomplete(cause)),
+        // A peer that closes after one field is a truncated request, as without the option (2.4).
+        (Ok(None), _) => Err(incomplete(FieldError::Eof)),
+        (Ok(Some(_)), Some(mut head)) => {
+            // An ordinary REGISTER: decode it as usual, with the first field put back in front of the rest.
+            head.push(0);
+            let cap = MAX_REQUEST_LEN.saturating_sub(reader.consumed()) + head.len();
+            let mut whole = FieldReader::with_cap(Cursor::new(head).chain(reader.get_mut()), cap);
+            Request::read_fields(op, &mut whole)
+        }
+        (Ok(Some(_)), None) => {
+            // An over-long full name: the failure is answered once the other two fields have arrived.
+            for _ in 0..2 {
+                match reader.read_field(MAX_FIELD_LEN) {
+                    Ok(_) | Err(FieldError::TooLong) => {}
+                    Err(cause) => return Err(incomplete(cause)),
+                }
+            }
+            Err(invalid(Invalid::FieldTooLong))
+        }
+    }
+}
+
 /// Reads and discards what the peer still sends, until it closes, bounded in bytes and time.
-fn drain<R: Read>(reader: BufReader<R>) {
+pub(crate) fn drain<R: Read>(reader: BufReader<R>) {
     let deadline = Instant::now() + DRAIN_TIMEOUT;
     let mut rest = reader.take(DRAIN_LIMIT);
     let mut sink = [0u8; 512];

@@ -4,17 +4,25 @@
 //! - [`handler`]: one request: decode, apply, reply, then deliver.
 //! - [`store`]: the registry (`Arc<Mutex<LinkedList<User>>>`) and every state transition.
 //! - [`delivery`]: ordered pushes to listeners, acknowledgements, the start-up grace period.
+//! - [`ttweet`]: the ttweet board beside the server (`--ttweet-port`), on the same accept loop.
+//! - [`console`]: the console lines, also appended to a session log file (`--log-file`).
+//! - [`batched`]: console lines written in batches when the console is a pipe or a file.
+//! - [`journal`]: durability with `--data-dir`: the journal, recovery at start-up, compaction.
 //!
 //! Tests and tools start a server in-process with [`Server::bind`] and [`Server::spawn`].
 
+pub mod batched;
+pub mod console;
 pub mod delivery;
 pub mod handler;
+pub mod journal;
 pub mod listener;
 pub mod store;
+pub mod ttweet;
 
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener};
-use std::sync::atomic::AtomicBool;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
@@ -24,7 +32,7 @@ use protocol::Profile;
 pub use store::Store;
 
 use handler::Context;
-use listener::{Shared, Slots};
+use listener::Shared;
 
 /// Default cap on connections served at once (each holds one thread).
 pub const DEFAULT_MAX_CONNECTIONS: usize = 2048;
@@ -48,6 +56,14 @@ pub struct Config {
     pub profile: Profile,
     /// DISCONNECT only from the listener's IP (PROTOCOL.md 4.4).
     pub ip_check: bool,
+    /// Accept the one-field REGISTER of PROTOCOL.md A.3.
+    pub accept_short_register: bool,
+    /// Port of the ttweet board, on the address of `bind`; `None`: no board.
+    pub ttweet_port: Option<u16>,
+    /// Where the journal lives; `None`: state is in memory only and a restart loses it.
+    pub data_dir: Option<PathBuf>,
+    /// Journal bytes since the last snapshot below which the journal is not compacted.
+    pub compact_min_bytes: u64,
 }
 
 impl Default for Config {
@@ -59,6 +75,10 @@ impl Default for Config {
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             profile: Profile::Standard,
             ip_check: true,
+            accept_short_register: false,
+            ttweet_port: None,
+            data_dir: None,
+            compact_min_bytes: journal::DEFAULT_COMPACT_MIN_BYTES,
         }
     }
 }
@@ -76,39 +96,45 @@ pub struct Server {
     listener: TcpListener,
     ctx: Arc<Context>,
     shared: Arc<Shared>,
+    ttweet: Option<ttweet::Service>,
+    /// The journal and its compactor, with `data_dir`; dropped after the last connection thread.
+    durability: Option<journal::Durability>,
 }
 
 impl Server {
-    /// Binds the listening socket and prepares an empty registry.
+    /// Prepares the registry — empty, or with `data_dir` recovered from the journal there (the directory is
+    /// then locked until the server is dropped) — and binds the listening socket. A journal that cannot be
+    /// recovered is an error of kind `Other` wrapping a [`journal::JournalError`].
     pub fn bind(config: Config) -> io::Result<Server> {
         let store = Store::new(config.max_queue);
-        Server::with_store(config, store)
+        let Some(dir) = config.data_dir.clone() else { return Server::with_store(config, store) };
+        let options = journal::Options { compact_min_bytes: config.compact_min_bytes };
+        let (store, durability) = journal::Durability::open(&dir, store, options).map_err(io::Error::other)?;
+        let mut server = Server::with_store(config, store)?;
+        server.durability = Some(durability);
+        Ok(server)
     }
 
     /// Binds with a registry prepared by the caller (for example recovered from a journal).
     pub fn with_store(config: Config, store: Store) -> io::Result<Server> {
         let listener = TcpListener::bind(config.bind)?;
-        let local = listener.local_addr()?;
-        let wake_ip = if local.ip().is_unspecified() {
-            match local {
-                SocketAddr::V4(_) => Ipv4Addr::LOCALHOST.into(),
-                SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
-            }
-        } else {
-            local.ip()
+        let shared = Shared::new(listener.local_addr()?, config.max_connections);
+        let ttweet = match config.ttweet_port {
+            Some(port) => Some(ttweet::Service::bind(
+                SocketAddr::new(config.bind.ip(), port),
+                config.max_connections,
+                config.request_timeout,
+            )?),
+            None => None,
         };
         let ctx = Context {
             store,
             dialect: config.profile.dialect(),
             request_timeout: config.request_timeout,
             ip_check: config.ip_check,
+            accept_short_register: config.accept_short_register,
         };
-        let shared = Shared {
-            stop: AtomicBool::new(false),
-            slots: Arc::new(Slots::new(config.max_connections)),
-            wake_addr: SocketAddr::new(wake_ip, local.port()),
-        };
-        Ok(Server { listener, ctx: Arc::new(ctx), shared: Arc::new(shared) })
+        Ok(Server { listener, ctx: Arc::new(ctx), shared: Arc::new(shared), ttweet, durability: None })
     }
 
     /// The address actually bound (the real port when 0 was asked for).
@@ -123,31 +149,59 @@ impl Server {
 
     /// A handle that can stop this server from another thread (a signal handler, a test).
     pub fn stopper(&self) -> Stopper {
-        Stopper(self.shared.clone())
+        Stopper { main: self.shared.clone(), ttweet: self.ttweet.as_ref().map(ttweet::Service::shared) }
+    }
+
+    /// Where the ttweet board listens, when there is one.
+    pub fn ttweet_addr(&self) -> Option<SocketAddr> {
+        self.ttweet.as_ref().map(ttweet::Service::local_addr)
     }
 
     /// Serves until stopped, then waits for every connection thread to finish.
     pub fn run(self) {
-        listener::serve(self.listener, self.ctx, self.shared);
+        let Server { listener, ctx, shared, ttweet, durability } = self;
+        // The board has its own accept loop beside this one; the Stopper stops both.
+        let board = ttweet.and_then(|service| {
+            match thread::Builder::new().name("ttweet-accept".into()).spawn(move || service.run()) {
+                Ok(t) => Some(t),
+                Err(e) => {
+                    log::error!("cannot start the ttweet board: {e}");
+                    None
+                }
+            }
+        });
+        listener::serve(listener, shared, move |stream| handler::handle(stream, &ctx));
+        if let Some(t) = board {
+            let _ = t.join();
+        }
+        // Only now that every connection thread is done: stops the compactor and syncs the journal's tail.
+        drop(durability);
     }
 
     /// Serves on a background thread.
     pub fn spawn(self) -> io::Result<ServerHandle> {
         let addr = self.local_addr();
+        let ttweet_addr = self.ttweet_addr();
         let store = self.ctx.store.clone();
         let stopper = self.stopper();
         let thread = thread::Builder::new().name("accept".into()).spawn(move || self.run())?;
-        Ok(ServerHandle { addr, store, stopper, thread: Some(thread) })
+        Ok(ServerHandle { addr, ttweet_addr, store, stopper, thread: Some(thread) })
     }
 }
 
 /// Stops a running server: no new connection is accepted, those in flight finish.
 #[derive(Debug, Clone)]
-pub struct Stopper(Arc<Shared>);
+pub struct Stopper {
+    main: Arc<Shared>,
+    ttweet: Option<Arc<Shared>>,
+}
 
 impl Stopper {
     pub fn stop(&self) {
-        self.0.request_stop();
+        self.main.request_stop();
+        if let Some(board) = &self.ttweet {
+            board.request_stop();
+        }
     }
 }
 
@@ -155,6 +209,7 @@ impl Stopper {
 #[derive(Debug)]
 pub struct ServerHandle {
     addr: SocketAddr,
+    ttweet_addr: Option<SocketAddr>,
     store: Store,
     stopper: Stopper,
     thread: Option<JoinHandle<()>>,
@@ -164,6 +219,11 @@ impl ServerHandle {
     /// Where the server listens (on 127.0.0.1 when bound to 0.0.0.0).
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// Where the ttweet board listens, when the configuration asked for one.
+    pub fn ttweet_addr(&self) -> Option<SocketAddr> {
+        self.ttweet_addr
     }
 
     /// The live registry.

@@ -1,13 +1,11 @@
 //! The accept loop: a connection cap, one named thread per connection, and an orderly shutdown.
 
 use std::io;
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
-
-use crate::handler::{self, Context};
 
 /// Stack of a connection thread. Requests need little; a small stack keeps thousands of idle peers cheap.
 pub const CONNECTION_STACK: usize = 256 * 1024;
@@ -59,8 +57,13 @@ struct Permit(Arc<Slots>);
 impl Drop for Permit {
     fn drop(&mut self) {
         let mut used = self.0.used.lock().unwrap_or_else(|p| p.into_inner());
+        // Only a full count has waiters, so only then is a wake-up (a futex syscall, even with nobody waiting)
+        // worth its cost; all of them are woken so that none is left asleep beside a free slot.
+        let was_full = *used >= self.0.max;
         *used -= 1;
-        self.0.freed.notify_one();
+        if was_full {
+            self.0.freed.notify_all();
+        }
     }
 }
 
@@ -74,6 +77,21 @@ pub struct Shared {
 }
 
 impl Shared {
+    /// The state of an accept loop on a socket bound to `local`, serving at most `max_connections` at once.
+    pub fn new(local: SocketAddr, max_connections: usize) -> Shared {
+        // A wildcard address cannot be connected to: wake the loop through loopback instead.
+        let wake_ip: IpAddr = match local.ip() {
+            IpAddr::V4(ip) if ip.is_unspecified() => Ipv4Addr::LOCALHOST.into(),
+            IpAddr::V6(ip) if ip.is_unspecified() => Ipv6Addr::LOCALHOST.into(),
+            ip => ip,
+        };
+        Shared {
+            stop: AtomicBool::new(false),
+            slots: Arc::new(Slots::new(max_connections)),
+            wake_addr: SocketAddr::new(wake_ip, local.port()),
+        }
+    }
+
     /// Asks the accept loop to stop: no new connection is taken; those in flight finish.
     pub fn request_stop(&self) {
         if self.stop.swap(true, Ordering::SeqCst) {
@@ -86,7 +104,14 @@ impl Shared {
 }
 
 /// Runs the accept loop until [`Shared::request_stop`], then waits for every connection thread.
-pub fn serve(listener: TcpListener, ctx: Arc<Context>, shared: Arc<Shared>) {
+///
+/// `handle` serves one accepted connection on its own thread; it is generic so that the message server and the
+/// ttweet board share this loop, its connection cap and its orderly stop.
+pub fn serve<H>(listener: TcpListener, shared: Arc<Shared>, handle: H)
+where
+    H: Fn(TcpStream) + Send + Sync + 'static,
+{
+    let handle = Arc::new(handle);
     let mut threads: Vec<JoinHandle<()>> = Vec::new();
     let mut serial: u64 = 0;
     let mut reap_at = REAP_EVERY;
@@ -108,11 +133,11 @@ pub fn serve(listener: TcpListener, ctx: Arc<Context>, shared: Arc<Shared>) {
             break;
         }
         serial += 1;
-        let ctx = ctx.clone();
+        let handle = handle.clone();
         let spawned =
             thread::Builder::new().name(format!("conn-{serial}")).stack_size(CONNECTION_STACK).spawn(move || {
                 let _permit = permit;
-                handler::handle(stream, &ctx);
+                handle(stream);
             });
         match spawned {
             Ok(handle) => threads.push(handle),

@@ -1,12 +1,13 @@
 //! `server -p PORT`: the message delivery server.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
 use protocol::Profile;
-use server::{Config, Server};
+use server::{console, Config, Server};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
@@ -35,11 +36,54 @@ struct Args {
     /// Accept DISCONNECT from any address, not only from the listener's IP.
     #[arg(long, env = "MSG_SERVER_NO_IP_CHECK")]
     no_ip_check: bool,
+    /// Accept a REGISTER that carries only a user name (sunniAngela's client, PROTOCOL.md A.3): when nothing
+    /// follows its first field within 250 ms, that field is the alias and the full name, and the date is empty.
+    #[arg(long, env = "MSG_SERVER_ACCEPT_SHORT_REGISTER")]
+    accept_short_register: bool,
+    /// Also serve the ttweet board (`u\n<message>` posts, `d\n` reads the last message) on this TCP port.
+    #[arg(long, env = "MSG_SERVER_TTWEET_PORT", value_name = "PORT")]
+    ttweet_port: Option<u16>,
+    /// Append every console line to this file as well (created if missing).
+    #[arg(long, env = "MSG_SERVER_LOG_FILE", value_name = "PATH")]
+    log_file: Option<PathBuf>,
+    /// Keep users and undelivered messages in this directory (created if missing), durably: nothing
+    /// acknowledged is lost, even on a crash. Without it, a restart loses everything.
+    #[arg(long, env = "MSG_SERVER_DATA_DIR", value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// With --data-dir: the journal is compacted once it has grown past this many bytes since the last
+    /// snapshot (and past twice the live state).
+    #[arg(long, env = "MSG_SERVER_COMPACT_MIN_BYTES", value_name = "BYTES",
+          default_value_t = server::journal::DEFAULT_COMPACT_MIN_BYTES)]
+    compact_min_bytes: u64,
 }
 
 fn main() -> ExitCode {
+    let args = Args::parse();
+    let target = match &args.log_file {
+        None => env_logger::Target::Stdout,
+        Some(path) => match console::open_log_file(path) {
+            Ok(file) => env_logger::Target::Pipe(Box::new(console::Tee::new(std::io::stdout(), file))),
+            Err(e) => {
+                eprintln!("error: cannot open the log file {}: {e}", path.display());
+                return ExitCode::FAILURE;
+            }
+        },
+    };
+    // Not a terminal (a pipe, a file): lines go out in batches of at most 20 ms, as C's stdio buffers such a
+    // stream; per-line writes cost about 9% of the CPU under load (server::batched). A terminal keeps lines as
+    // they come.
+    let (target, batch) = if std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+        (target, None)
+    } else {
+        let out: Box<dyn std::io::Write + Send> = match target {
+            env_logger::Target::Pipe(pipe) => pipe,
+            _ => Box::new(std::io::stdout()),
+        };
+        let (writer, handle) = server::batched::BatchWriter::new(out);
+        (env_logger::Target::Pipe(Box::new(writer)), Some(handle))
+    };
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
-        .target(env_logger::Target::Stdout)
+        .target(target)
         .format(|buf, record| {
             use std::io::Write;
             // Console lines look like the original server's (`s> ...`); anything else says its level.
@@ -50,7 +94,6 @@ fn main() -> ExitCode {
             }
         })
         .init();
-    let args = Args::parse();
     if args.request_timeout == 0 || args.max_connections == 0 || args.max_queue == 0 {
         eprintln!("error: --request-timeout, --max-connections and --max-queue must be at least 1");
         return ExitCode::from(2);
@@ -62,11 +105,21 @@ fn main() -> ExitCode {
         request_timeout: Duration::from_secs(args.request_timeout),
         profile: args.profile,
         ip_check: !args.no_ip_check,
+        accept_short_register: args.accept_short_register,
+        ttweet_port: args.ttweet_port,
+        data_dir: args.data_dir.clone(),
+        compact_min_bytes: args.compact_min_bytes,
     };
     let server = match Server::bind(config) {
         Ok(s) => s,
+        Err(e) if e.get_ref().is_some_and(|inner| inner.is::<server::journal::JournalError>()) => {
+            let dir = args.data_dir.as_deref().unwrap_or(std::path::Path::new("?"));
+            eprintln!("error: data directory {}: {e}", dir.display());
+            return ExitCode::FAILURE;
+        }
         Err(e) => {
-            eprintln!("error: cannot listen on {}:{}: {e}", args.bind, args.port);
+            let board = args.ttweet_port.map(|p| format!(" or on ttweet port {p}")).unwrap_or_default();
+            eprintln!("error: cannot listen on {}:{}{board}: {e}", args.bind, args.port);
             return ExitCode::FAILURE;
         }
     };
@@ -87,6 +140,9 @@ fn main() -> ExitCode {
     });
     let port = server.local_addr().port();
     log::info!("s> init server {}:{port}", shown_address(args.bind));
+    if let Some(board) = server.ttweet_addr() {
+        log::info!("s> init ttweet {}:{}", shown_address(args.bind), board.port());
+    }
     log::info!("s>");
     server.run();
     signal_handle.close();
@@ -94,6 +150,8 @@ fn main() -> ExitCode {
         let _ = w.join();
     }
     log::info!("s> server stopped");
+    // Every buffered console line is written before the process ends.
+    drop(batch);
     ExitCode::SUCCESS
 }
 

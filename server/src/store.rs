@@ -79,6 +79,9 @@ struct Link {
 pub struct User {
     /// Unique per registration, so a deliverer never mistakes a re-registered alias for the user it served.
     uid: u64,
+    /// [`alias_key`] of the alias: a walk compares this number, stored in the node, before it follows the
+    /// alias pointer, which makes a walk of a long list several times cheaper (one cache miss per node, not two).
+    key: u64,
     alias: String,
     full_name: String,
     birth_date: String,
@@ -93,6 +96,7 @@ impl User {
     fn new(uid: u64, full_name: &str, alias: &str, birth_date: &str) -> User {
         User {
             uid,
+            key: alias_key(alias),
             alias: alias.to_owned(),
             full_name: full_name.to_owned(),
             birth_date: birth_date.to_owned(),
@@ -103,15 +107,39 @@ impl User {
         }
     }
 
+    /// Whether this is the user called `alias`, whose [`alias_key`] is `key`.
+    fn is(&self, alias: &str, key: u64) -> bool {
+        self.key == key && self.alias == alias
+    }
+
     /// Claims delivery of this user's queue if a push could go out now and nobody else is pushing.
     fn claim_delivery(&mut self) -> Option<Ticket> {
         let ready = self.link.as_ref().is_some_and(|l| l.ready_at.is_some());
         if ready && !self.delivering && !self.queue.is_empty() {
             self.delivering = true;
-            Some(Ticket { alias: self.alias.clone(), uid: self.uid })
+            Some(Ticket { alias: self.alias.clone(), uid: self.uid, job: self.job() })
         } else {
             None
         }
+    }
+
+    /// The push to attempt now: the head of the queue, if the listener is ready for pushes.
+    fn job(&self) -> Option<Job> {
+        match (&self.link, self.queue.front()) {
+            (Some(Link { addr, epoch, ready_at: Some(ready_at) }), Some(entry)) => {
+                Some(Job { addr: *addr, entry: entry.clone(), epoch: *epoch, ready_at: *ready_at })
+            }
+            _ => None,
+        }
+    }
+
+    /// The next push for this user's deliverer; when there is none, the delivery is over and the claim released.
+    fn next_job_or_release(&mut self) -> Option<Job> {
+        let job = self.job();
+        if job.is_none() {
+            self.delivering = false;
+        }
+        job
     }
 }
 
@@ -120,10 +148,21 @@ impl User {
 pub struct Ticket {
     pub alias: String,
     uid: u64,
+    /// The first push, read under the same lock that handed out the ticket, so that the deliverer need not walk
+    /// the list again to find it. Only as fresh as that lock: `delivery` uses it at once or drops it. `None`:
+    /// ask [`Store::next_job`].
+    job: Option<Job>,
+}
+
+impl Ticket {
+    /// Takes the prepared first push, if any.
+    pub(crate) fn take_job(&mut self) -> Option<Job> {
+        self.job.take()
+    }
 }
 
 /// The next push a deliverer should attempt.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Job {
     pub addr: SocketAddr,
     pub entry: Entry,
@@ -145,6 +184,9 @@ pub struct Delivered {
     pub ack_ticket: Option<Ticket>,
     /// The sender of the pushed message was still registered but its queue was full: the ack was dropped.
     pub ack_dropped: bool,
+    /// The next push for the same ticket, found in the same walk (what [`Store::next_job`] would answer);
+    /// `None`: the delivery is over and the ticket released, or the user is gone.
+    pub next: Option<Job>,
 }
 
 /// A snapshot of one user for a journal snapshot and for tests.
@@ -183,6 +225,12 @@ impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Store").field("max_queue", &self.max_queue).finish_non_exhaustive()
     }
+}
+
+/// The number a walk compares before the alias itself (FNV-1a: a few nanoseconds for an alias, no dependency;
+/// collisions only cost a string comparison).
+pub fn alias_key(alias: &str) -> u64 {
+    alias.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
 }
 
 /// The id after `last` (PROTOCOL.md 6): 1 after 0 and after u32::MAX, so 0 is never used.
@@ -239,7 +287,8 @@ impl Store {
         if alias.is_empty() {
             return (RegisterStatus::Fail, None);
         }
-        if users.iter().any(|u| u.alias == alias) {
+        let key = alias_key(alias);
+        if users.iter().any(|u| u.is(alias, key)) {
             return (RegisterStatus::AliasInUse, None);
         }
         match self.append(&Record::Register { full_name, alias, birth_date }) {
@@ -257,7 +306,8 @@ impl Store {
     /// UNREGISTER (4.2): removes the user and its queue.
     pub fn unregister(&self, alias: &str) -> (UnregisterStatus, Option<u64>) {
         let mut users = self.lock();
-        let Some(index) = users.iter().position(|u| u.alias == alias) else {
+        let key = alias_key(alias);
+        let Some(index) = users.iter().position(|u| u.is(alias, key)) else {
             return (UnregisterStatus::NoSuchUser, None);
         };
         match self.append(&Record::Unregister { alias }) {
@@ -278,7 +328,8 @@ impl Store {
     /// CONNECT (4.3): records the listener. Pushes wait until [`Store::activate`] says the reply is out.
     pub fn connect(&self, alias: &str, addr: SocketAddr) -> (ConnectStatus, u64) {
         let mut users = self.lock();
-        let Some(user) = users.iter_mut().find(|u| u.alias == alias) else {
+        let key = alias_key(alias);
+        let Some(user) = users.iter_mut().find(|u| u.is(alias, key)) else {
             return (ConnectStatus::NoSuchUser, 0);
         };
         if user.link.is_some() {
@@ -293,7 +344,8 @@ impl Store {
     /// when this thread should flush the queue.
     pub fn activate(&self, alias: &str, epoch: u64) -> Option<Ticket> {
         let mut users = self.lock();
-        let user = users.iter_mut().find(|u| u.alias == alias)?;
+        let key = alias_key(alias);
+        let user = users.iter_mut().find(|u| u.is(alias, key))?;
         match &mut user.link {
             Some(link) if link.epoch == epoch => link.ready_at = Some(Instant::now()),
             _ => return None,
@@ -305,7 +357,8 @@ impl Store {
     /// listener's address.
     pub fn disconnect(&self, alias: &str, peer: IpAddr, ip_check: bool) -> DisconnectStatus {
         let mut users = self.lock();
-        let Some(user) = users.iter_mut().find(|u| u.alias == alias) else {
+        let key = alias_key(alias);
+        let Some(user) = users.iter_mut().find(|u| u.is(alias, key)) else {
             return DisconnectStatus::NoSuchUser;
         };
         match &user.link {
@@ -355,8 +408,9 @@ impl Store {
         let users = self.lock();
         let mut requester_connected = None;
         let mut list = Vec::new();
+        let key = alias_key(requester);
         for u in users.iter() {
-            if u.alias == requester {
+            if u.is(requester, key) {
                 requester_connected = Some(u.link.is_some());
             }
             if u.link.is_some() {
@@ -374,21 +428,14 @@ impl Store {
     /// disconnected or not yet ready). Returning `None` releases the ticket.
     pub fn next_job(&self, ticket: &Ticket) -> Option<Job> {
         let mut users = self.lock();
-        let user = users.iter_mut().find(|u| u.alias == ticket.alias && u.uid == ticket.uid)?;
-        let job = match (&user.link, user.queue.front()) {
-            (Some(Link { addr, epoch, ready_at: Some(ready_at) }), Some(entry)) => {
-                Some(Job { addr: *addr, entry: entry.clone(), epoch: *epoch, ready_at: *ready_at })
-            }
-            _ => None,
-        };
-        if job.is_none() {
-            user.delivering = false;
-        }
-        job
+        // The uid alone names the user the ticket was issued for: a number compare per node.
+        let user = users.iter_mut().find(|u| u.uid == ticket.uid)?;
+        user.next_job_or_release()
     }
 
     /// Records a successful push of `job`: removes the head and, for a message, queues the acknowledgement to
     /// its sender (if still registered) and hands out the sender's ticket when the sender needs a deliverer.
+    /// Also answers, from the same walk, the ticket's next push ([`Delivered::next`]).
     pub fn delivered(&self, ticket: &Ticket, job: &Job) -> Delivered {
         let mut users = self.lock();
         let (ack_to, id) = match &job.entry {
@@ -397,31 +444,35 @@ impl Store {
         };
         let other = ack_to.as_deref().unwrap_or(&ticket.alias);
         let (r, s) = find_pair(&mut users, &ticket.alias, other);
-        let Some(r) = r.filter(|r| r.uid == ticket.uid && r.queue.front() == Some(&job.entry)) else {
-            return Delivered::default();
-        };
+        // The user is gone (unregistered, maybe registered again): its ticket went with it.
+        let Some(r) = r.filter(|r| r.uid == ticket.uid) else { return Delivered::default() };
+        if r.queue.front() != Some(&job.entry) {
+            return Delivered { next: r.next_job_or_release(), ..Delivered::default() };
+        }
         if let Err(e) = self.append(&Record::Pop { alias: &ticket.alias }) {
             // The push already happened; keeping the entry would deliver it twice. Without the record a
             // restart may repeat this one push (at-least-once), which is the documented worst case.
             log::error!("journal append failed: {e}");
         }
         r.queue.pop_front();
-        let Some(to) = ack_to else { return Delivered::default() };
-        // The sender may be the recipient itself, or gone (unregistered): then the acknowledgement is dropped.
-        let s = match s {
-            Some(s) => s,
-            None if *to == *ticket.alias => r,
-            None => return Delivered::default(),
-        };
-        if s.queue.len() >= self.max_queue {
-            return Delivered { ack_ticket: None, ack_dropped: true };
+        let mut done = Delivered::default();
+        if let Some(to) = ack_to {
+            // The sender may be the recipient itself, or gone (unregistered): then the acknowledgement is dropped.
+            let s = if s.is_none() && *to == *ticket.alias { Some(&mut *r) } else { s };
+            if let Some(s) = s {
+                if s.queue.len() >= self.max_queue {
+                    done.ack_dropped = true;
+                } else if let Err(e) = self.append(&Record::Ack { to: &to, id }) {
+                    log::error!("journal append failed: {e}");
+                    done.ack_dropped = true;
+                } else {
+                    s.queue.push_back(Entry::Ack { id });
+                    done.ack_ticket = s.claim_delivery();
+                }
+            }
         }
-        if let Err(e) = self.append(&Record::Ack { to: &to, id }) {
-            log::error!("journal append failed: {e}");
-            return Delivered { ack_ticket: None, ack_dropped: true };
-        }
-        s.queue.push_back(Entry::Ack { id });
-        Delivered { ack_ticket: s.claim_delivery(), ack_dropped: false }
+        done.next = r.next_job_or_release();
+        done
     }
 
     /// Records a failed push: the entry stays at the head, the user is marked disconnected (unless it has
@@ -429,7 +480,7 @@ impl Store {
     /// Returns true when the deliverer should go on (the user reconnected meanwhile).
     pub fn failed(&self, ticket: &Ticket, job: &Job) -> bool {
         let mut users = self.lock();
-        let Some(user) = users.iter_mut().find(|u| u.alias == ticket.alias && u.uid == ticket.uid) else {
+        let Some(user) = users.iter_mut().find(|u| u.uid == ticket.uid) else {
             return false;
         };
         if user.link.as_ref().is_some_and(|l| l.epoch == job.epoch) {
@@ -444,7 +495,8 @@ impl Store {
 
     /// Whether `alias` is connected (`None`: not registered).
     pub fn is_connected(&self, alias: &str) -> Option<bool> {
-        self.lock().iter().find(|u| u.alias == alias).map(|u| u.link.is_some())
+        let key = alias_key(alias);
+        self.lock().iter().find(|u| u.is(alias, key)).map(|u| u.link.is_some())
     }
 
     /// Aliases of every connected user, in registration order.
@@ -464,7 +516,15 @@ impl Store {
 
     /// A copy of the whole registry, in registration order.
     pub fn snapshot(&self) -> Vec<UserState> {
-        self.lock()
+        self.snapshot_then(|| ()).0
+    }
+
+    /// [`Store::snapshot`], then `then` runs before the lock is released, so that no change slips in between:
+    /// the journal switches to a fresh segment there, and the copy is exactly the state that segment starts
+    /// from. `then` runs under the registry lock and must not wait for anything.
+    pub fn snapshot_then<R>(&self, then: impl FnOnce() -> R) -> (Vec<UserState>, R) {
+        let users = self.lock();
+        let copy = users
             .iter()
             .map(|u| UserState {
                 alias: u.alias.clone(),
@@ -474,19 +534,118 @@ impl Store {
                 connected: u.link.is_some(),
                 queue: u.queue.iter().cloned().collect(),
             })
-            .collect()
+            .collect();
+        (copy, then())
+    }
+
+    /// About the bytes a journal snapshot of the registry takes (every string, plus [`SNAPSHOT_ITEM_COST`] per
+    /// user and per queued entry), without copying anything: the journal compares its size with this to decide
+    /// when compacting pays. One walk under the lock, so the journal calls it rarely.
+    pub fn live_bytes(&self) -> u64 {
+        let users = self.lock();
+        let mut total = 0usize;
+        for u in users.iter() {
+            total += SNAPSHOT_ITEM_COST + u.alias.len() + u.full_name.len() + u.birth_date.len();
+            for e in &u.queue {
+                total += SNAPSHOT_ITEM_COST;
+                if let Entry::Message { sender, text, .. } = e {
+                    total += sender.len() + text.len();
+                }
+            }
+        }
+        total as u64
+    }
+
+    /// Recovery: fills an empty registry from a journal snapshot. Nobody is connected afterwards (connection
+    /// state is not durable), so `connected` is ignored; queue caps are not applied, since the cap may have
+    /// been lowered since the entries were accepted and dropping them would lose acknowledged messages.
+    pub fn restore(&self, users: Vec<UserState>) -> Result<(), ReplayError> {
+        let mut list = self.lock();
+        if !list.is_empty() {
+            return Err(ReplayError("snapshot loaded into a registry that is not empty"));
+        }
+        let mut seen = std::collections::HashSet::with_capacity(users.len());
+        if users.iter().any(|u| u.alias.is_empty() || !seen.insert(u.alias.as_str())) {
+            return Err(ReplayError("snapshot holds an empty or duplicate alias"));
+        }
+        for state in users {
+            let mut user = User::new(self.uid(), &state.full_name, &state.alias, &state.birth_date);
+            user.last_id = state.last_id;
+            user.queue = state.queue.into();
+            list.push_back(user);
+        }
+        Ok(())
+    }
+
+    /// Recovery: applies one journalled change without journalling it again. A record that does not fit the
+    /// state (a message from an unknown sender, ...) means the files are not what this server wrote, and
+    /// recovery must stop rather than guess. Queue caps are not applied (see [`Store::restore`]).
+    pub fn replay(&self, record: &Record<'_>) -> Result<(), ReplayError> {
+        let mut users = self.lock();
+        match *record {
+            Record::Register { full_name, alias, birth_date } => {
+                if alias.is_empty() || users.iter().any(|u| u.alias == alias) {
+                    return Err(ReplayError("REGISTER of an empty or already registered alias"));
+                }
+                users.push_back(User::new(self.uid(), full_name, alias, birth_date));
+            }
+            Record::Unregister { alias } => {
+                let index = users.iter().position(|u| u.alias == alias);
+                let index = index.ok_or(ReplayError("UNREGISTER of an alias that is not registered"))?;
+                let mut tail = users.split_off(index);
+                tail.pop_front();
+                users.append(&mut tail);
+            }
+            Record::Message { sender, recipient, id, text } => {
+                let (s, r) = find_pair(&mut users, sender, recipient);
+                let Some(s) = s else { return Err(ReplayError("message from a sender that is not registered")) };
+                if r.is_none() && sender != recipient {
+                    return Err(ReplayError("message to a recipient that is not registered"));
+                }
+                s.last_id = id;
+                let r = r.unwrap_or(s);
+                r.queue.push_back(Entry::Message { sender: Arc::from(sender), id, text: text.into() });
+            }
+            Record::Ack { to, id } => {
+                let user = users.iter_mut().find(|u| u.alias == to);
+                let user = user.ok_or(ReplayError("acknowledgement for an alias that is not registered"))?;
+                user.queue.push_back(Entry::Ack { id });
+            }
+            Record::Pop { alias } => {
+                let user = users.iter_mut().find(|u| u.alias == alias);
+                let user = user.ok_or(ReplayError("delivery to an alias that is not registered"))?;
+                user.queue.pop_front().ok_or(ReplayError("delivery from an empty queue"))?;
+            }
+        }
+        Ok(())
     }
 }
+
+/// Fixed bytes of one user or one queued entry in a journal snapshot (frame header, tag, lengths, numbers).
+pub const SNAPSHOT_ITEM_COST: usize = 20;
+
+/// Why recovery could not apply a snapshot or a journal record to the registry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReplayError(pub &'static str);
+
+impl std::fmt::Display for ReplayError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
+impl std::error::Error for ReplayError {}
 
 /// Finds `a` and `b` in one walk. When `a == b` only the first slot is filled: one node cannot be borrowed
 /// mutably twice, and the caller knows the second is the first.
 fn find_pair<'l>(users: &'l mut LinkedList<User>, a: &str, b: &str) -> (Option<&'l mut User>, Option<&'l mut User>) {
     let same = a == b;
+    let (ka, kb) = (alias_key(a), alias_key(b));
     let (mut first, mut second) = (None, None);
     for u in users.iter_mut() {
-        if first.is_none() && u.alias == a {
+        if first.is_none() && u.is(a, ka) {
             first = Some(u);
-        } else if !same && second.is_none() && u.alias == b {
+        } else if !same && second.is_none() && u.is(b, kb) {
             second = Some(u);
         }
         if first.is_some() && (same || second.is_some()) {
@@ -494,4 +653,118 @@ fn find_pair<'l>(users: &'l mut LinkedList<User>, a: &str, b: &str) -> (Option<&
         }
     }
     (first, second)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::Ipv4Addr;
+
+    fn addr(port: u16) -> SocketAddr {
+        SocketAddr::new(Ipv4Addr::LOCALHOST.into(), port)
+    }
+
+    fn connected(store: &Store, alias: &str) {
+        assert_eq!(store.register("", alias, "").0, RegisterStatus::Ok);
+        let (status, epoch) = store.connect(alias, addr(9));
+        assert_eq!(status, ConnectStatus::Ok);
+        let _ = store.activate(alias, epoch);
+    }
+
+    #[test]
+    fn ids_start_at_one_and_wrap_to_one() {
+        assert_eq!(next_id(0), 1);
+        assert_eq!(next_id(41), 42);
+        assert_eq!(next_id(u32::MAX - 1), u32::MAX);
+        assert_eq!(next_id(u32::MAX), 1);
+    }
+
+    #[test]
+    fn send_after_the_last_id_wraps_to_one() {
+        let store = Store::new(10);
+        connected(&store, "a");
+        store.lock().front_mut().unwrap().last_id = u32::MAX;
+        assert_eq!(store.send("a", "a", "x").unwrap().id, 1);
+        assert_eq!(store.snapshot()[0].last_id, 1);
+    }
+
+    #[test]
+    fn only_one_ticket_per_user_at_a_time() {
+        let store = Store::new(10);
+        connected(&store, "a");
+        let first = store.send("a", "a", "1").unwrap().ticket;
+        assert!(first.is_some(), "idle and connected: the sender thread delivers");
+        assert!(store.send("a", "a", "2").unwrap().ticket.is_none(), "a deliverer is already at work");
+        let ticket = first.unwrap();
+        let job = store.next_job(&ticket).unwrap();
+        assert_eq!(job.entry, Entry::Message { sender: "a".into(), id: 1, text: "1".into() });
+        // Delivering to oneself queues the ack behind message 2, and the same ticket goes on.
+        assert!(store.delivered(&ticket, &job).ack_ticket.is_none());
+        let ids: Vec<_> = store.snapshot()[0].queue.to_vec();
+        assert_eq!(ids, [Entry::Message { sender: "a".into(), id: 2, text: "2".into() }, Entry::Ack { id: 1 }]);
+    }
+
+    #[test]
+    fn a_failed_push_keeps_the_head_and_disconnects_only_the_same_connection() {
+        let store = Store::new(10);
+        connected(&store, "a");
+        let ticket = store.send("a", "a", "m").unwrap().ticket.unwrap();
+        let job = store.next_job(&ticket).unwrap();
+        // The user reconnects meanwhile: the old connection's failure must not disconnect the new one.
+        assert_eq!(store.disconnect("a", Ipv4Addr::LOCALHOST.into(), true), DisconnectStatus::Ok);
+        let (_, epoch) = store.connect("a", addr(10));
+        let _ = store.activate("a", epoch);
+        assert!(store.failed(&ticket, &job), "the deliverer goes on with the new listener");
+        assert_eq!(store.is_connected("a"), Some(true));
+        let retry = store.next_job(&ticket).unwrap();
+        assert_eq!(retry.addr, addr(10));
+        assert!(!store.failed(&ticket, &retry));
+        assert_eq!(store.is_connected("a"), Some(false));
+        assert_eq!(store.snapshot()[0].queue.len(), 1, "the message stays queued");
+    }
+
+    #[test]
+    fn a_poisoned_lock_does_not_stop_the_registry() {
+        let store = Store::new(10);
+        let clone = store.clone();
+        let _ = std::thread::spawn(move || {
+            let _guard = clone.lock();
+            panic!("a connection thread dies holding the lock");
+        })
+        .join();
+        assert_eq!(store.register("", "a", "").0, RegisterStatus::Ok);
+        assert_eq!(store.len(), 1);
+    }
+
+    #[test]
+    fn a_ticket_carries_its_first_job_and_delivered_answers_the_next_one() {
+        let store = Store::new(10);
+        connected(&store, "a");
+        connected(&store, "b");
+        let mut ticket = store.send("a", "b", "1").unwrap().ticket.unwrap();
+        assert!(store.send("a", "b", "2").unwrap().ticket.is_none());
+        let job = ticket.take_job().expect("the first push comes with the ticket, without another walk");
+        assert_eq!(job.entry, Entry::Message { sender: "a".into(), id: 1, text: "1".into() });
+        let done = store.delivered(&ticket, &job);
+        let mut ack = done.ack_ticket.expect("the sender is idle: its acknowledgement needs a deliverer");
+        assert_eq!(ack.take_job().map(|j| j.entry), Some(Entry::Ack { id: 1 }));
+        let next = done.next.expect("message 2 is next, found in the same walk");
+        assert_eq!(next.entry, Entry::Message { sender: "a".into(), id: 2, text: "2".into() });
+        assert!(store.delivered(&ticket, &next).next.is_none(), "queue empty: the delivery is over");
+        // The ticket was released: the next message hands out a new one.
+        assert!(store.send("a", "b", "3").unwrap().ticket.is_some());
+    }
+
+    #[test]
+    fn lookups_tell_apart_aliases_whatever_their_keys() {
+        let store = Store::new(10);
+        for alias in ["a", "b", "ab", "ba", "a\n"] {
+            assert_eq!(store.register("", alias, "").0, RegisterStatus::Ok);
+        }
+        assert_eq!(store.register("", "ab", "").0, RegisterStatus::AliasInUse);
+        assert_eq!(store.unregister("ba").0, UnregisterStatus::Ok);
+        assert_eq!(store.is_connected("ba"), None);
+        assert_eq!(store.is_connected("ab"), Some(false));
+        assert_ne!(alias_key("ab"), alias_key("ba"));
+    }
 }
