@@ -1,0 +1,235 @@
+//! Child processes the bench may start (the server under test, the trivial baseline server) and the memory
+//! sampler that watches the server's resident set through `/proc`.
+
+use std::io::{self, BufRead, BufReader, Read};
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::Path;
+use std::process::{Child, ChildStdout, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+/// How long a started server may take to print its start-up line.
+pub const START_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a stopped server may take to exit after SIGTERM before it is killed.
+const STOP_TIMEOUT: Duration = Duration::from_secs(15);
+/// Polling step while waiting for a child to exit.
+const EXIT_POLL: Duration = Duration::from_millis(20);
+
+/// A child process that is stopped (SIGTERM, then SIGKILL) when dropped, so no server outlives the bench.
+pub struct Spawned {
+    child: Child,
+    pub addr: SocketAddr,
+    drain: Option<JoinHandle<()>>,
+}
+
+impl Spawned {
+    /// Starts the message server at `path` on 127.0.0.1 and a free port, with `extra` arguments, and waits
+    /// until it accepts connections. The port is found by binding port 0 and releasing it (the start-up line
+    /// cannot be relied on: it is not printed when `RUST_LOG` hides info lines). Its console (one line per
+    /// request at the default level) is read and discarded by a thread, as a terminal or a log file would take
+    /// it, so the logging cost stays in the measurement.
+    pub fn server(path: &Path, extra: &[String]) -> io::Result<Spawned> {
+        let port = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?.local_addr()?.port();
+        let addr: SocketAddr = (Ipv4Addr::LOCALHOST, port).into();
+        let mut cmd = Command::new(path);
+        cmd.args(["-p", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped());
+        let mut child = cmd.spawn().map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
+        let mut stdout = child.stdout.take().ok_or_else(|| io::Error::other("no stdout"))?;
+        let drain = thread::Builder::new().name("server-stdout".into()).spawn(move || {
+            let _ = io::copy(&mut stdout, &mut io::sink());
+        })?;
+        let mut spawned = Spawned { child, addr, drain: Some(drain) };
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            // A connection that sends nothing is silently ignored by the server (PROTOCOL.md 2.4).
+            if std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_ok() {
+                return Ok(spawned);
+            }
+            if let Ok(Some(status)) = spawned.child.try_wait() {
+                return Err(io::Error::other(format!("the server exited at start: {status}")));
+            }
+            if Instant::now() >= deadline {
+                return Err(io::Error::new(io::ErrorKind::TimedOut, "the server did not start listening in time"));
+            }
+            thread::sleep(EXIT_POLL);
+        }
+    }
+
+    /// Starts this very program as the trivial baseline server. Its stdin is a pipe that closes when we exit,
+    /// which ends it even if we die without cleaning up.
+    pub fn trivial() -> io::Result<Spawned> {
+        let exe = std::env::current_exe()?;
+        let mut child = Command::new(exe)
+            .args(["--serve-trivial", "127.0.0.1:0"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()?;
+        let stdout = child.stdout.take().ok_or_else(|| io::Error::other("no stdout"))?;
+        match first_port(stdout, |line| line.strip_prefix("listening ")?.trim().parse().ok()) {
+            Ok((port, _)) => Ok(Spawned { child, addr: (Ipv4Addr::LOCALHOST, port).into(), drain: None }),
+            Err(e) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                Err(e)
+            }
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// SIGTERM (the server's clean stop), then SIGKILL if it has not exited in time. Returns the exit status
+    /// text for the report.
+    pub fn stop(mut self) -> String {
+        self.stop_inner()
+    }
+
+    fn stop_inner(&mut self) -> String {
+        if let Ok(Some(status)) = self.child.try_wait() {
+            return format!("already exited: {status}");
+        }
+        // std has no portable SIGTERM; kill(1) is everywhere the server runs.
+        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        let deadline = Instant::now() + STOP_TIMEOUT;
+        let text = loop {
+            match self.child.try_wait() {
+                Ok(Some(status)) => break format!("{status}"),
+                Ok(None) if Instant::now() < deadline => thread::sleep(EXIT_POLL),
+                _ => {
+                    let _ = self.child.kill();
+                    let _ = self.child.wait();
+                    break "killed after SIGTERM timeout".to_owned();
+                }
+            }
+        };
+        if let Some(d) = self.drain.take() {
+            let _ = d.join();
+        }
+        text
+    }
+}
+
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            self.stop_inner();
+        }
+    }
+}
+
+/// Reads lines from a child's stdout until `parse` finds a port in one, within [`START_TIMEOUT`]. Returns the
+/// port and the rest of the stream.
+fn first_port(
+    stdout: ChildStdout,
+    parse: impl Fn(&str) -> Option<u16> + Send + 'static,
+) -> io::Result<(u16, BufReader<ChildStdout>)> {
+    // Read on a helper thread so that a child that never prints cannot hang us past the timeout.
+    let (tx, rx) = std::sync::mpsc::channel();
+    thread::spawn(move || {
+        let mut reader = BufReader::new(stdout);
+        let mut line = String::new();
+        // Bounded: a child prints its start-up line among its first few lines.
+        for _ in 0..100 {
+            line.clear();
+            match reader.read_line(&mut line) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {
+                    if let Some(port) = parse(line.trim_end()) {
+                        let _ = tx.send(Some((port, reader)));
+                        return;
+                    }
+                }
+            }
+        }
+        let _ = tx.send(None);
+    });
+    match rx.recv_timeout(START_TIMEOUT) {
+        Ok(Some(found)) => Ok(found),
+        Ok(None) => Err(io::Error::other("the child exited or printed no start-up line")),
+        Err(_) => Err(io::Error::new(io::ErrorKind::TimedOut, "the child printed no start-up line in time")),
+    }
+}
+
+/// One sample of a process's memory and threads.
+#[derive(Debug, Clone, Copy)]
+pub struct MemSample {
+    /// Seconds since the sampler started.
+    pub t: f64,
+    pub rss_kb: u64,
+    pub threads: u64,
+}
+
+/// Reads VmRSS and Threads of `pid` from `/proc/<pid>/status`.
+pub fn mem_of(pid: u32) -> Option<(u64, u64)> {
+    let mut text = String::new();
+    std::fs::File::open(format!("/proc/{pid}/status")).ok()?.read_to_string(&mut text).ok()?;
+    let field = |name: &str| -> Option<u64> {
+        let line = text.lines().find(|l| l.starts_with(name))?;
+        line[name.len()..].split_whitespace().next()?.parse().ok()
+    };
+    Some((field("VmRSS:")?, field("Threads:")?))
+}
+
+/// CPU time (user + system, all threads including finished ones) consumed so far by `pid`, in seconds.
+///
+/// Under a noisy machine this is a steadier figure than throughput: it says what a request costs the server,
+/// whatever else competes for the cores.
+pub fn cpu_of(pid: u32) -> Option<f64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may contain spaces; the fields after its closing parenthesis are fixed.
+    let rest = &text[text.rfind(')')? + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the whole line, i.e. 11 and 12 after the name.
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some(ticks as f64 / CLOCK_TICKS_PER_SECOND)
+}
+
+/// The unit of `/proc/<pid>/stat` times: USER_HZ, 100 on every Linux architecture the bench targets.
+const CLOCK_TICKS_PER_SECOND: f64 = 100.0;
+
+/// Samples a process's memory at a fixed interval on a background thread.
+pub struct Sampler {
+    stop: Arc<AtomicBool>,
+    samples: Arc<Mutex<Vec<MemSample>>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Sampler {
+    pub fn start(pid: u32, every: Duration) -> Sampler {
+        let stop = Arc::new(AtomicBool::new(false));
+        let samples = Arc::new(Mutex::new(Vec::new()));
+        let (flag, out) = (stop.clone(), samples.clone());
+        let thread = thread::Builder::new()
+            .name("rss-sampler".into())
+            .spawn(move || {
+                let started = Instant::now();
+                while !flag.load(Ordering::SeqCst) {
+                    if let Some((rss_kb, threads)) = mem_of(pid) {
+                        let t = started.elapsed().as_secs_f64();
+                        out.lock().unwrap_or_else(|p| p.into_inner()).push(MemSample { t, rss_kb, threads });
+                    }
+                    // Sleep in short steps so that stopping is prompt.
+                    let until = Instant::now() + every;
+                    while Instant::now() < until && !flag.load(Ordering::SeqCst) {
+                        thread::sleep(Duration::from_millis(50).min(every));
+                    }
+                }
+            })
+            .ok();
+        Sampler { stop, samples, thread }
+    }
+
+    pub fn finish(mut self) -> Vec<MemSample> {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        std::mem::take(&mut *self.samples.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+}
