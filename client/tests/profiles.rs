@@ -1,0 +1,96 @@
+//! The real `client` binary against a real server in each compatibility profile (PROTOCOL.md A.1, A.2): the
+//! client recognises a raw or an ASCII status, a decimal or a 4-byte SEND id, and the legacy `RECEIVE_MESS` push
+//! by itself, so the same script prints the same lines of table 8.4 whatever the server's profile.
+
+mod support;
+
+use protocol::Profile;
+use server::{Config, Server, ServerHandle};
+use support::Client;
+
+fn server(profile: Profile) -> ServerHandle {
+    Server::bind(Config { profile, ..Config::localhost() }).and_then(Server::spawn).expect("start a server")
+}
+
+/// A user registered and connected by a fresh client.
+fn online(name: &str, srv: &ServerHandle) -> Client {
+    let mut c = Client::start(name, srv.addr(), &[]);
+    c.run(&format!("REGISTER {name}"), "REGISTER OK");
+    c.run(&format!("CONNECT {name}"), "CONNECT OK");
+    c
+}
+
+/// Two users talk; every status of every operation is produced by the server and printed by the client.
+fn session(profile: Profile) {
+    let srv = server(profile);
+    let long = "x".repeat(256); // over the field limit: the operation's generic failure
+    let mut alice = online("alice", &srv);
+    let mut bob = online("bob", &srv);
+
+    // REGISTER 1 and 2.
+    alice.run("REGISTER alice", "USERNAME IN USE");
+    alice.run(&format!("REGISTER {long}"), "REGISTER FAIL");
+
+    // SEND 0 (ids 1 and 2: the decimal or the 4-byte form), the message push (SEND_MESSAGE or RECEIVE_MESS)
+    // and the acknowledgement.
+    alice.run("SEND bob hello   bob", "SEND OK - MESSAGE 1");
+    alice.expect("SEND MESSAGE 1 OK");
+    bob.expect_message(1, "alice", "hello bob");
+    alice.run("SEND bob again", "SEND OK - MESSAGE 2");
+    alice.expect("SEND MESSAGE 2 OK");
+    bob.expect_message(2, "alice", "again");
+    bob.run("SEND alice hi alice, ça va ? ✓", "SEND OK - MESSAGE 1");
+    bob.expect("SEND MESSAGE 1 OK");
+    alice.expect_message(1, "bob", "hi alice, ça va ? ✓");
+    // SEND 1.
+    alice.run("SEND nobody hi", "SEND FAIL / USER DOES NOT EXIST");
+
+    // CONNECTEDUSERS 0.
+    alice.run("CONNECTEDUSERS", "CONNECTED USERS (2 users connected) OK - alice, bob");
+
+    // DISCONNECT 1 and 3, then 0 and 2; CONNECTEDUSERS 1; SEND 2 (the sender is not connected).
+    bob.run("DISCONNECT nobody", "DISCONNECT FAIL / USER DOES NOT EXIST");
+    bob.run(&format!("DISCONNECT {long}"), "DISCONNECT FAIL");
+    bob.run("DISCONNECT bob", "DISCONNECT OK");
+    bob.run("DISCONNECT bob", "DISCONNECT FAIL / USER NOT CONNECTED");
+    bob.run("CONNECTEDUSERS", "CONNECTED USERS FAIL / USER IS NOT CONNECTED");
+    bob.run("SEND alice hi", "SEND FAIL");
+
+    // A message for an offline user is pushed at its next CONNECT, in the profile's push form.
+    alice.run("SEND bob while you were away", "SEND OK - MESSAGE 3");
+    alice.expect_quiet();
+    bob.run("CONNECT bob", "CONNECT OK");
+    bob.expect_message(3, "alice", "while you were away");
+    alice.expect("SEND MESSAGE 3 OK");
+
+    // CONNECT 1 and 3, UNREGISTER 0 and 1.
+    let mut carol = Client::start("carol", srv.addr(), &[]);
+    carol.run("CONNECT carol", "CONNECT FAIL, USER DOES NOT EXIST");
+    carol.run(&format!("CONNECT {long}"), "CONNECT FAIL");
+    carol.run("REGISTER carol", "REGISTER OK");
+    carol.run("UNREGISTER carol", "UNREGISTER OK");
+    carol.run("UNREGISTER carol", "USER DOES NOT EXIST");
+    carol.end_input();
+    assert!(carol.expect_exit(&[]).success());
+
+    alice.end_input();
+    bob.end_input();
+    assert!(alice.expect_exit(&["DISCONNECT OK"]).success(), "{profile}");
+    assert!(bob.expect_exit(&["DISCONNECT OK"]).success(), "{profile}");
+    assert!(srv.store().connected_users().is_empty(), "{profile}");
+}
+
+#[test]
+fn against_a_standard_server() {
+    session(Profile::Standard);
+}
+
+#[test]
+fn against_an_ascii_server() {
+    session(Profile::Ascii);
+}
+
+#[test]
+fn against_an_ascii_u32_server() {
+    session(Profile::AsciiU32);
+}
