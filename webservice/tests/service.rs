@@ -35,14 +35,16 @@ fn start(config: Config) -> RunningService {
 
 /// One service shared by the tests that do not need their own configuration.
 fn shared() -> &'static str {
-    static URL: OnceLock<String> = OnceLock::new();
-    URL.get_or_init(|| {
-        let running = start(Config::default());
-        let url = running.url();
-        // Serve until the test process exits.
-        std::mem::forget(running);
-        url
-    })
+    // Kept in a static rather than forgotten, so that it stays reachable (and LeakSanitizer sees no leak) while it
+    // serves until the test process exits.
+    static SERVICE: OnceLock<(RunningService, String)> = OnceLock::new();
+    &SERVICE
+        .get_or_init(|| {
+            let running = start(Config::default());
+            let url = running.url();
+            (running, url)
+        })
+        .1
 }
 
 fn agent() -> ureq::Agent {
