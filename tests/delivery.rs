@@ -50,8 +50,7 @@ fn message_to_oneself_then_its_ack() {
     let s = start();
     let a = s.addr();
     register(a, "alice");
-    let l = Listener::bind();
-    connect(a, "alice", &l);
+    let l = online(a, "alice");
     let id = send(a, "alice", "alice", "note to self");
     assert_eq!(l.next(), message("alice", id, "note to self"));
     assert_eq!(l.next(), ack(id));
@@ -63,8 +62,7 @@ fn push_goes_to_the_address_the_connect_came_from() {
     let a = s.addr();
     register(a, "alice");
     register(a, "bob");
-    let la = Listener::bind();
-    connect(a, "alice", &la);
+    let la = online(a, "alice");
     // Bob's listener exists only on 127.0.0.2; a push to 127.0.0.1 at that port would be refused.
     let lb = Listener::bind_on(SocketAddr::new(OTHER_HOST.into(), 0));
     let reply = raw_from(Some(OTHER_HOST.into()), a, &fields(&["CONNECT", "bob", &lb.port().to_string()]));
@@ -81,14 +79,12 @@ fn concurrent_senders_lose_nothing_duplicate_nothing_and_keep_per_sender_order()
     let s = start();
     let a = s.addr();
     register(a, "sink");
-    let sink = Listener::bind();
-    connect(a, "sink", &sink);
+    let sink = online(a, "sink");
     let mut sender_listeners = Vec::new();
     for i in 0..SENDERS {
         let name = format!("s{i}");
         register(a, &name);
-        let l = Listener::bind();
-        connect(a, &name, &l);
+        let l = online(a, &name);
         sender_listeners.push(l);
     }
     let workers: Vec<_> = (0..SENDERS)
@@ -124,8 +120,7 @@ fn a_dead_listener_keeps_the_message_for_the_next_connect() {
     let a = s.addr();
     register(a, "alice");
     register(a, "bob");
-    let la = Listener::bind();
-    connect(a, "alice", &la);
+    let la = online(a, "alice");
     let dead = dead_port();
     assert_eq!(call(a, &["CONNECT", "bob", &dead.to_string()]), [0]);
     let id = send(a, "alice", "bob", "are you there?");
@@ -133,8 +128,7 @@ fn a_dead_listener_keeps_the_message_for_the_next_connect() {
     eventually("bob marked disconnected", || s.store().is_connected("bob") == Some(false));
     assert_eq!(s.store().snapshot()[1].queue.len(), 1);
     la.assert_quiet(Duration::from_millis(50));
-    let lb = Listener::bind();
-    connect(a, "bob", &lb);
+    let lb = online(a, "bob");
     assert_eq!(lb.next(), message("alice", id, "are you there?"));
     assert_eq!(la.next(), ack(id), "acknowledged only once really delivered");
 }
@@ -146,8 +140,7 @@ fn a_listener_that_starts_accepting_after_the_connect_reply_gets_its_messages() 
     let a = s.addr();
     register(a, "alice");
     register(a, "bob");
-    let la = Listener::bind();
-    connect(a, "alice", &la);
+    let la = online(a, "alice");
     send(a, "alice", "bob", "queued");
     let port = dead_port();
     assert_eq!(call(a, &["CONNECT", "bob", &port.to_string()]), [0]);
@@ -166,17 +159,14 @@ fn an_ack_owed_to_an_offline_sender_arrives_at_its_next_connect() {
     let a = s.addr();
     register(a, "alice");
     register(a, "bob");
-    let la = Listener::bind();
-    connect(a, "alice", &la);
+    let la = online(a, "alice");
     let id = send(a, "alice", "bob", "read this later");
     assert_eq!(call(a, &["DISCONNECT", "alice"]), [0]);
-    let lb = Listener::bind();
-    connect(a, "bob", &lb);
+    let lb = online(a, "bob");
     assert_eq!(lb.next(), message("alice", id, "read this later"));
     eventually("ack queued for alice", || s.store().snapshot()[0].queue.len() == 1);
     la.assert_quiet(Duration::from_millis(50));
-    let la2 = Listener::bind();
-    connect(a, "alice", &la2);
+    let la2 = online(a, "alice");
     assert_eq!(la2.next(), ack(id));
 }
 
@@ -187,18 +177,15 @@ fn unregister_discards_the_queue_and_drops_acks_for_a_departed_sender() {
     for u in ["alice", "bob", "carol"] {
         register(a, u);
     }
-    let la = Listener::bind();
-    connect(a, "alice", &la);
+    let la = online(a, "alice");
     send(a, "alice", "bob", "never read");
     let id = send(a, "alice", "carol", "from a departed sender");
     assert_eq!(call(a, &["UNREGISTER", "bob"]), [0]);
     assert_eq!(call(a, &["UNREGISTER", "alice"]), [0]);
-    let lc = Listener::bind();
-    connect(a, "carol", &lc);
+    let lc = online(a, "carol");
     assert_eq!(lc.next(), message("alice", id, "from a departed sender"), "still delivered");
     register(a, "bob");
-    let lb = Listener::bind();
-    connect(a, "bob", &lb);
+    let lb = online(a, "bob");
     lb.assert_quiet(Duration::from_millis(100));
     la.assert_quiet(Duration::from_millis(10));
 }
@@ -209,13 +196,11 @@ fn a_new_message_never_overtakes_older_pending_ones() {
     let a = s.addr();
     register(a, "alice");
     register(a, "bob");
-    let la = Listener::bind();
-    connect(a, "alice", &la);
+    let _la = online(a, "alice"); // alive for the acknowledgements
     for n in 1..=20 {
         send(a, "alice", "bob", &format!("m{n}"));
     }
-    let lb = Listener::bind();
-    connect(a, "bob", &lb);
+    let lb = online(a, "bob");
     // Live sends race with the flush of the stored ones; the queue keeps them in order.
     for n in 21..=40 {
         send(a, "alice", "bob", &format!("m{n}"));
@@ -232,16 +217,14 @@ fn a_slow_listener_does_not_stall_other_users() {
     for u in ["alice", "bob", "carol"] {
         register(a, u);
     }
-    let la = Listener::bind();
-    connect(a, "alice", &la);
+    let la = online(a, "alice");
     // Bob's "listener" accepts connections into the backlog but never reads: pushes to it still complete,
     // and carol is served normally meanwhile.
     let stuck = TcpListener::bind("127.0.0.1:0").unwrap();
     assert_eq!(call(a, &["CONNECT", "bob", &stuck.local_addr().unwrap().port().to_string()]), [0]);
     send(a, "alice", "bob", "hello?");
     let started = Instant::now();
-    let lc = Listener::bind();
-    connect(a, "carol", &lc);
+    let lc = online(a, "carol");
     let id = send(a, "alice", "carol", "hi carol");
     assert_eq!(lc.next(), message("alice", id, "hi carol"));
     assert!(started.elapsed() < Duration::from_secs(2), "carol served promptly");

@@ -89,6 +89,13 @@ pub fn connect(addr: SocketAddr, alias: &str, listener: &Listener) {
     assert_eq!(call(addr, &["CONNECT", alias, &listener.port().to_string()]), [0], "CONNECT {alias}");
 }
 
+/// Binds a listener for `alias` and CONNECTs it; asserts success and returns the listener.
+pub fn online(addr: SocketAddr, alias: &str) -> Listener {
+    let listener = Listener::bind();
+    connect(addr, alias, &listener);
+    listener
+}
+
 /// SEND; asserts acceptance and returns the id.
 pub fn send(addr: SocketAddr, from: &str, to: &str, text: &str) -> u32 {
     let reply = call(addr, &["SEND", from, to, text]);
