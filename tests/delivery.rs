@@ -217,7 +217,7 @@ fn a_slow_listener_does_not_stall_other_users() {
     for u in ["alice", "bob", "carol"] {
         register(a, u);
     }
-    let la = online(a, "alice");
+    let _la = online(a, "alice");
     // Bob's "listener" accepts connections into the backlog but never reads: pushes to it still complete,
     // and carol is served normally meanwhile.
     let stuck = TcpListener::bind("127.0.0.1:0").unwrap();

@@ -32,7 +32,7 @@ fn unregister_rows() {
     let a = s.addr();
     register(a, "alice");
     register(a, "bob");
-    let l = online(a, "bob");
+    let _l = online(a, "bob");
     assert_eq!(call(a, &["UNREGISTER", "alice"]), [0], "disconnected user");
     assert_eq!(call(a, &["UNREGISTER", "bob"]), [0], "connected user");
     assert_eq!(call(a, &["UNREGISTER", "alice"]), [1], "no such user");
@@ -67,7 +67,7 @@ fn disconnect_rows() {
     let a = s.addr();
     register(a, "alice");
     register(a, "bob");
-    let l = online(a, "alice");
+    let _l = online(a, "alice");
     assert_eq!(call(a, &["DISCONNECT", "nobody"]), [1], "no such user");
     assert_eq!(call(a, &["DISCONNECT", "bob"]), [2], "not connected");
     let other = raw_from(Some(OTHER_HOST.into()), a, &fields(&["DISCONNECT", "alice"]));
@@ -84,7 +84,7 @@ fn disconnect_ip_check_can_be_disabled() {
     let s = start_with(Config { ip_check: false, ..Config::localhost() });
     let a = s.addr();
     register(a, "alice");
-    let l = online(a, "alice");
+    let _l = online(a, "alice");
     assert_eq!(raw_from(Some(OTHER_HOST.into()), a, &fields(&["DISCONNECT", "alice"])), [0]);
 }
 
@@ -95,7 +95,7 @@ fn send_rows_and_ids() {
     register(a, "alice");
     register(a, "bob");
     assert_eq!(call(a, &["SEND", "alice", "bob", "hi"]), [2], "sender not connected");
-    let l = online(a, "alice");
+    let _l = online(a, "alice");
     assert_eq!(call(a, &["SEND", "alice", "nobody", "hi"]), [1], "unknown recipient");
     assert_eq!(call(a, &["SEND", "nobody", "bob", "hi"]), [1], "unknown sender");
     assert_eq!(call(a, &["SEND", "alice", "bob", &long()]), [2], "text over 255 bytes");
@@ -132,7 +132,7 @@ fn send_to_a_full_queue_fails_and_consumes_no_id() {
     let a = s.addr();
     register(a, "alice");
     register(a, "bob");
-    let l = online(a, "alice");
+    let _l = online(a, "alice");
     assert_eq!(send(a, "alice", "bob", "1"), 1);
     assert_eq!(send(a, "alice", "bob", "2"), 2);
     assert_eq!(call(a, &["SEND", "alice", "bob", "3"]), [2], "queue full");
