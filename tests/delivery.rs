@@ -35,11 +35,8 @@ fn offline_messages_arrive_in_order_on_connect_then_acks_reach_the_sender() {
 fn live_send_is_pushed_and_acknowledged() {
     let s = start();
     let a = s.addr();
-    let (la, lb) = (Listener::bind(), Listener::bind());
-    for (u, l) in [("alice", &la), ("bob", &lb)] {
-        register(a, u);
-        connect(a, u, l);
-    }
+    let la = register_online(a, "alice");
+    let lb = register_online(a, "bob");
     let id = send(a, "alice", "bob", "hello bob");
     assert_eq!(lb.next(), message("alice", id, "hello bob"));
     assert_eq!(la.next(), ack(id));
@@ -49,8 +46,7 @@ fn live_send_is_pushed_and_acknowledged() {
 fn message_to_oneself_then_its_ack() {
     let s = start();
     let a = s.addr();
-    register(a, "alice");
-    let l = online(a, "alice");
+    let l = register_online(a, "alice");
     let id = send(a, "alice", "alice", "note to self");
     assert_eq!(l.next(), message("alice", id, "note to self"));
     assert_eq!(l.next(), ack(id));
@@ -78,13 +74,11 @@ fn concurrent_senders_lose_nothing_duplicate_nothing_and_keep_per_sender_order()
     const EACH: u32 = 60;
     let s = start();
     let a = s.addr();
-    register(a, "sink");
-    let sink = online(a, "sink");
+    let sink = register_online(a, "sink");
     let mut sender_listeners = Vec::new();
     for i in 0..SENDERS {
         let name = format!("s{i}");
-        register(a, &name);
-        let l = online(a, &name);
+        let l = register_online(a, &name);
         sender_listeners.push(l);
     }
     let workers: Vec<_> = (0..SENDERS)
@@ -184,8 +178,7 @@ fn unregister_discards_the_queue_and_drops_acks_for_a_departed_sender() {
     assert_eq!(call(a, &["UNREGISTER", "alice"]), [0]);
     let lc = online(a, "carol");
     assert_eq!(lc.next(), message("alice", id, "from a departed sender"), "still delivered");
-    register(a, "bob");
-    let lb = online(a, "bob");
+    let lb = register_online(a, "bob");
     lb.assert_quiet(Duration::from_millis(100));
     la.assert_quiet(Duration::from_millis(10));
 }

@@ -31,8 +31,7 @@ fn unregister_rows() {
     let s = start();
     let a = s.addr();
     register(a, "alice");
-    register(a, "bob");
-    let _l = online(a, "bob");
+    let _l = register_online(a, "bob");
     assert_eq!(call(a, &["UNREGISTER", "alice"]), [0], "disconnected user");
     assert_eq!(call(a, &["UNREGISTER", "bob"]), [0], "connected user");
     assert_eq!(call(a, &["UNREGISTER", "alice"]), [1], "no such user");
@@ -83,8 +82,7 @@ fn disconnect_rows() {
 fn disconnect_ip_check_can_be_disabled() {
     let s = start_with(Config { ip_check: false, ..Config::localhost() });
     let a = s.addr();
-    register(a, "alice");
-    let _l = online(a, "alice");
+    let _l = register_online(a, "alice");
     assert_eq!(raw_from(Some(OTHER_HOST.into()), a, &fields(&["DISCONNECT", "alice"])), [0]);
 }
 
@@ -115,11 +113,8 @@ fn send_rows_and_ids() {
 fn ids_are_per_sender() {
     let s = start();
     let a = s.addr();
-    let (la, lb) = (Listener::bind(), Listener::bind());
-    for (u, l) in [("alice", &la), ("bob", &lb)] {
-        register(a, u);
-        connect(a, u, l);
-    }
+    let _la = register_online(a, "alice");
+    let _lb = register_online(a, "bob");
     register(a, "carol");
     assert_eq!(send(a, "alice", "carol", "a1"), 1);
     assert_eq!(send(a, "bob", "carol", "b1"), 1);

@@ -96,6 +96,12 @@ pub fn online(addr: SocketAddr, alias: &str) -> Listener {
     listener
 }
 
+/// REGISTERs `alias`, then [`online`].
+pub fn register_online(addr: SocketAddr, alias: &str) -> Listener {
+    register(addr, alias);
+    online(addr, alias)
+}
+
 /// SEND; asserts acceptance and returns the id.
 pub fn send(addr: SocketAddr, from: &str, to: &str, text: &str) -> u32 {
     let reply = call(addr, &["SEND", from, to, text]);
