@@ -153,10 +153,9 @@ fn apply(request: Request, peer: SocketAddr, ctx: &Context) -> (Reply, After) {
             }
         },
         Request::ConnectedUsers { alias } => {
-            let reply = store.connected_users_for(&alias);
-            let code = Reply::ConnectedUsers(reply.clone()).code();
-            log::info!("s> CONNECTEDUSERS {}", ok(code));
-            (Reply::ConnectedUsers(reply), After::Nothing)
+            let reply = Reply::ConnectedUsers(store.connected_users_for(&alias));
+            log::info!("s> CONNECTEDUSERS {}", ok(reply.code()));
+            (reply, After::Nothing)
         }
     }
 }

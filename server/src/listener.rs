@@ -40,11 +40,6 @@ impl Slots {
         Some(Permit(self.clone()))
     }
 
-    /// Connections in flight.
-    pub fn in_use(&self) -> usize {
-        *self.used.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
     fn wake_all(&self) {
         let _guard = self.used.lock().unwrap_or_else(|p| p.into_inner());
         self.freed.notify_all();

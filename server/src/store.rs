@@ -3,7 +3,8 @@
 //! `Store` is a cloneable handle over `Arc<Mutex<LinkedList<User>>>`. Its methods are the only code that takes
 //! the lock; each one walks the list at most once, computes the transition, and returns plain data (a status,
 //! a [`Ticket`] to deliver, a journal position to make durable) that the caller acts on after the lock is gone.
-//! So no network or disk wait ever happens under the lock (a journal append is a buffered write).
+//! So no network or disk wait ever happens under the lock (a journal append is a `write` into the OS cache,
+//! never an fsync).
 //!
 //! A plain `std::sync::Mutex` is right here: every critical section is a short, bounded walk with no I/O, so
 //! contention is brief and a fancier lock would buy nothing.
@@ -56,7 +57,8 @@ pub enum Record<'a> {
     },
 }
 
-/// Durability hook. `append` runs with the registry lock held, so it may only buffer; `sync` runs without it.
+/// Durability hook. `append` runs with the registry lock held, so it may only write into the OS cache,
+/// never sync; `sync` runs without it.
 pub trait Journal: Send + Sync {
     /// Appends a record and returns its position.
     fn append(&self, record: &Record<'_>) -> io::Result<u64>;
@@ -250,11 +252,6 @@ impl Store {
         self
     }
 
-    /// Per-user queue cap.
-    pub fn max_queue(&self) -> usize {
-        self.max_queue
-    }
-
     /// Takes the lock. A panic elsewhere while holding it cannot leave a half-done transition (no transition
     /// can panic between its checks and its last write), so a poisoned lock is still a consistent registry and
     /// we keep serving instead of failing every later request.
@@ -312,10 +309,7 @@ impl Store {
         };
         match self.append(&Record::Unregister { alias }) {
             Ok(pos) => {
-                // std's LinkedList has no stable remove-at: split at the node, drop it, join the halves.
-                let mut tail = users.split_off(index);
-                tail.pop_front();
-                users.append(&mut tail);
+                remove_at(&mut users, index);
                 (UnregisterStatus::Ok, pos)
             }
             Err(e) => {
@@ -592,9 +586,7 @@ impl Store {
             Record::Unregister { alias } => {
                 let index = users.iter().position(|u| u.alias == alias);
                 let index = index.ok_or(ReplayError("UNREGISTER of an alias that is not registered"))?;
-                let mut tail = users.split_off(index);
-                tail.pop_front();
-                users.append(&mut tail);
+                remove_at(&mut users, index);
             }
             Record::Message { sender, recipient, id, text } => {
                 let (s, r) = find_pair(&mut users, sender, recipient);
@@ -635,6 +627,14 @@ impl std::fmt::Display for ReplayError {
 }
 
 impl std::error::Error for ReplayError {}
+
+/// Removes the user at `index`. std's LinkedList has no stable remove-at: split at the node, drop it, join the
+/// halves.
+fn remove_at(users: &mut LinkedList<User>, index: usize) {
+    let mut tail = users.split_off(index);
+    tail.pop_front();
+    users.append(&mut tail);
+}
 
 /// Finds `a` and `b` in one walk. When `a == b` only the first slot is filled: one node cannot be borrowed
 /// mutably twice, and the caller knows the second is the first.
