@@ -17,6 +17,7 @@ pub mod delivery;
 pub mod handler;
 pub mod journal;
 pub mod listener;
+pub mod net;
 pub mod store;
 pub mod ttweet;
 
