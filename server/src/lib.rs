@@ -153,6 +153,11 @@ impl Server {
         Stopper { main: self.shared.clone(), ttweet: self.ttweet.as_ref().map(ttweet::Service::shared) }
     }
 
+    /// The journal, with `data_dir` (for example to ask for a compaction on SIGUSR1).
+    pub fn journal(&self) -> Option<Arc<journal::FileJournal>> {
+        self.durability.as_ref().map(|d| d.journal().clone())
+    }
+
     /// Where the ttweet board listens, when there is one.
     pub fn ttweet_addr(&self) -> Option<SocketAddr> {
         self.ttweet.as_ref().map(ttweet::Service::local_addr)

@@ -80,6 +80,7 @@ impl FileJournal {
         let _one_at_a_time = lock(&self.compacting);
         let started = Instant::now();
         let new_gen = lock(&self.writer).gen + 1;
+        self.check_files().map_err(JournalError::io(&self.dir))?;
         write_segment_tmp(&self.dir, new_gen)?;
         if last == CompactStep::SegmentWritten {
             return Ok(());
@@ -125,19 +126,26 @@ impl FileJournal {
         Ok(())
     }
 
-    /// Rewrites the journal from memory after a failure (module documentation); on success, changes are accepted
-    /// again and everything before the switch is durable.
-    fn resync(&self, store: &Store) -> Result<(), JournalError> {
+    /// Rewrites the journal from memory after a failure (module documentation), as the compactor thread does
+    /// by itself; on success, changes are accepted again and everything before the switch is durable. Does
+    /// nothing when the journal has not diverged.
+    pub fn rewrite(&self, store: &Store) -> Result<(), JournalError> {
         let _one_at_a_time = lock(&self.compacting);
+        if !self.diverged() {
+            return Ok(());
+        }
         let started = Instant::now();
         let new_gen = lock(&self.writer).gen + 1;
+        self.check_files().map_err(JournalError::io(&self.dir))?;
         write_segment_tmp(&self.dir, new_gen)?;
         let tmp = self.dir.join(tmp_name(&segment_name(new_gen)));
         let file = open_for_append(&tmp)?;
         let sink = Arc::new(SnapshotBuf::default());
         let from = store.begin_snapshot(sink.clone(), || self.rotate(file, new_gen, true));
         let result = self
-            .write_snapshot(store, &sink, new_gen, format::RESYNC_SNAPSHOT_MAGIC, CompactStep::Done)
+            .check_files()
+            .map_err(JournalError::io(&self.dir))
+            .and_then(|()| self.write_snapshot(store, &sink, new_gen, format::RESYNC_SNAPSHOT_MAGIC, CompactStep::Done))
             .and_then(|written| {
                 let path = self.dir.join(segment_name(new_gen));
                 fs::rename(&tmp, &path).map_err(JournalError::io(&path))?;
@@ -281,7 +289,7 @@ impl FileJournal {
             };
             let (result, max) = match work {
                 Work::Compact => (self.compact(store), COMPACT_RETRY_MAX),
-                Work::Resync => (self.resync(store), RESYNC_RETRY_MAX),
+                Work::Resync => (self.rewrite(store), RESYNC_RETRY_MAX),
             };
             match result {
                 Ok(()) => retry = COMPACT_RETRY_DELAY,

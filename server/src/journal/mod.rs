@@ -39,7 +39,7 @@ use crate::store::{ReplayError, Store, UserState, UserView};
 
 pub use files::{segment_name, snapshot_name};
 pub use format::MAX_RECORD_LEN;
-pub use writer::FileJournal;
+pub use writer::{Faults, FileJournal};
 
 /// Name of the lock file in the data directory.
 pub const LOCK_FILE: &str = "LOCK";

@@ -70,6 +70,53 @@ pub(super) struct Writer {
     /// Encoding buffer, kept to avoid an allocation per record.
     buf: Vec<u8>,
     pub compactions: u64,
+    /// Failures injected by tests.
+    pub faults: Faults,
+}
+
+/// Disk failures to simulate, for the tests of what a failure does (see [`FileJournal::inject`]): each `true`
+/// makes that operation fail as a full or failing disk would, until the plan is changed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Faults {
+    pub register: bool,
+    pub unregister: bool,
+    pub message: bool,
+    pub ack: bool,
+    pub pop: bool,
+    /// Every `fdatasync` of the segments.
+    pub sync: bool,
+    /// Creating a segment or a snapshot (so compaction and the rewrite from memory fail too).
+    pub files: bool,
+}
+
+impl Faults {
+    /// Nothing fails.
+    pub const NONE: Faults = Faults {
+        register: false,
+        unregister: false,
+        message: false,
+        ack: false,
+        pop: false,
+        sync: false,
+        files: false,
+    };
+    /// Every write and sync fails.
+    pub const DISK_DOWN: Faults =
+        Faults { register: true, unregister: true, message: true, ack: true, pop: true, sync: true, files: true };
+
+    fn fails(&self, record: &Record<'_>) -> bool {
+        match record {
+            Record::Register { .. } => self.register,
+            Record::Unregister { .. } => self.unregister,
+            Record::Message { .. } => self.message,
+            Record::Ack { .. } => self.ack,
+            Record::Pop { .. } => self.pop,
+        }
+    }
+}
+
+fn injected() -> io::Error {
+    io::Error::new(io::ErrorKind::StorageFull, "injected disk failure")
 }
 
 /// The sync side of the group commit.
@@ -144,6 +191,7 @@ impl FileJournal {
             stop: false,
             buf: Vec::with_capacity(format::MAX_RECORD_LEN),
             compactions: 0,
+            faults: Faults::NONE,
         };
         let journal = FileJournal {
             dir: dir.to_owned(),
@@ -194,6 +242,24 @@ impl FileJournal {
         self.wake.notify_all();
     }
 
+    /// Fault injection for the tests: from now on the operations `faults` names fail.
+    pub fn inject(&self, faults: Faults) {
+        lock(&self.writer).faults = faults;
+    }
+
+    /// Fails when the tests injected a failure of file creation.
+    pub(super) fn check_files(&self) -> io::Result<()> {
+        if lock(&self.writer).faults.files {
+            return Err(injected());
+        }
+        Ok(())
+    }
+
+    /// True while the journal refuses changes after a failure.
+    pub fn diverged(&self) -> bool {
+        matches!(lock(&self.writer).health, Health::Diverged { .. })
+    }
+
     /// Makes everything appended so far durable.
     pub fn sync_all(&self) -> io::Result<()> {
         let written = lock(&self.writer).written;
@@ -216,6 +282,9 @@ impl FileJournal {
     fn sync_files(&self) -> io::Result<u64> {
         let (target, files) = {
             let w = lock(&self.writer);
+            if w.faults.sync {
+                return Err(injected());
+            }
             let mut files: Vec<Arc<File>> = w.retired.iter().map(|(f, _)| f.clone()).collect();
             files.push(w.file.clone());
             (w.written, files)
@@ -260,7 +329,7 @@ impl Journal for FileJournal {
         buf.clear();
         let result = match format::encode_change(record, &mut buf) {
             Err(e) => Err(e.into()),
-            Ok(()) => match (&*w.file).write_all(&buf) {
+            Ok(()) => match if w.faults.fails(record) { Err(injected()) } else { (&*w.file).write_all(&buf) } {
                 Ok(()) => {
                     let n = buf.len() as u64;
                     w.segment_len += n;
