@@ -25,4 +25,4 @@ pub mod server;
 pub mod soap;
 pub mod wsdl;
 
-pub use server::{Config, RunningService, Service, DEFAULT_WORKERS, MAX_BODY_BYTES, MAX_WORKERS};
+pub use server::{Config, ConfigError, RunningService, Service, DEFAULT_WORKERS, MAX_BODY_BYTES, MAX_WORKERS};
