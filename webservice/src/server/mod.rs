@@ -171,17 +171,6 @@ impl Service {
         }
         Ok(RunningService { local_addr: self.local_addr, stop, workers })
     }
-
-    /// Serves until the process ends.
-    pub fn run(self) -> io::Result<()> {
-        let mut running = self.spawn()?;
-        for handle in running.workers.drain(..) {
-            if handle.join().is_err() {
-                error!("a worker thread ended by panic");
-            }
-        }
-        Ok(())
-    }
 }
 
 /// A serving service. Dropping it stops the workers: each finishes the connection it is serving (bounded by the
