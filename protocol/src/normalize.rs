@@ -1,11 +1,11 @@
-//! The whitespace rule of PROTOCOL.md 7.2, applied to every message before it is sent.
+//! The whitespace rule of docs/protocol.md ("Normalization web service", "The rule"), applied to every message before it is sent.
 //!
 //! It lives here, in the pure protocol crate, because three parties must agree on it byte for byte: the SOAP
 //! service (which serves it), the client's `--local-normalize` fallback (which applies it without the service),
 //! and the tests that compare the two. The rule is the one of Python's `' '.join(s.split())`, which every original
 //! service used, so that a message normalized by an original service and by ours is the same message.
 
-/// Whether `c` separates words under the rule of 7.2.
+/// Whether `c` separates words under the rule.
 ///
 /// `char::is_whitespace` is exactly the Unicode `White_Space` property; Python's `str.split()` additionally splits
 /// at the four information separators U+001C..=U+001F, and the originals used Python, so they are added here.
@@ -50,7 +50,7 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    /// Every whitespace character of 7.2, written out from the Unicode `White_Space` list (PropList.txt) plus
+    /// Every whitespace character of the rule, written out from the Unicode `White_Space` list (PropList.txt) plus
     /// U+001C..=U+001F, so that a change in either definition shows up as a failing test rather than silently.
     const EXPECTED_WHITESPACE: &[char] = &[
         '\u{09}', '\u{0A}', '\u{0B}', '\u{0C}', '\u{0D}', '\u{1C}', '\u{1D}', '\u{1E}', '\u{1F}', '\u{20}', '\u{85}',

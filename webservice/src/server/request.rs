@@ -14,8 +14,8 @@ pub const MAX_HEAD_BYTES: usize = 16 * 1024;
 /// Largest number of header lines accepted; more is answered 431.
 pub const MAX_HEADERS: usize = 64;
 /// Largest request body accepted; a larger declared `Content-Length` is answered 413 without reading the body.
-/// A message is at most 255 bytes (PROTOCOL.md 2.3), so 64 KiB leaves room for any envelope around any text a
-/// user could paste, and bounds the memory one request can cost.
+/// A message is at most 255 bytes (docs/protocol.md, "Limits and timeouts"), so 64 KiB leaves room for any
+/// envelope around any text a user could paste, and bounds the memory one request can cost.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 /// Longest wait for the next bytes of a request; a peer idle this long is dropped (408 if it had started).
 pub const READ_IDLE_TIMEOUT: Duration = Duration::from_secs(5);

@@ -1,7 +1,7 @@
 //! Reading a request envelope into a [`Call`].
 //!
-//! quick-xml's pull parser hands out one event at a time; an [`EnvelopeReader`] takes them one method per kind of
-//! event (`start`, `end`, `text`, `declaration`) and keeps where it is in the envelope as a [`Stage`], so each
+//! quick-xml's pull parser hands out one event at a time; an `EnvelopeReader` takes them one method per kind of
+//! event (`start`, `end`, `text`, `declaration`) and keeps where it is in the envelope as a `Stage`, so each
 //! rule of the envelope's shape is one match arm in one small method.
 
 use std::borrow::Cow;
