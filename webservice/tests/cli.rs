@@ -39,8 +39,8 @@ fn wait(child: &mut Child) -> ExitStatus {
 }
 
 /// Starts `command` (which runs the service on port 0), waits for its startup line, sends `signal` with
-/// `kill`, and returns its exit status and everything it wrote on stderr.
-fn start_then_signal(mut command: Command, signal: &str) -> (ExitStatus, String) {
+/// `kill`, and asserts that the service stops with status 0 and logs which signal stopped it.
+fn assert_stops_cleanly_on(mut command: Command, signal: &str) {
     let mut child = command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn");
     let mut stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
     let mut line = String::new();
@@ -52,7 +52,16 @@ fn start_then_signal(mut command: Command, signal: &str) -> (ExitStatus, String)
     let status = wait(&mut child);
     let mut stderr = String::new();
     child.stderr.take().expect("piped stderr").read_to_string(&mut stderr).expect("read stderr");
-    (status, stderr)
+    assert!(status.success(), "SIG{signal}: {status:?}\n{stderr}");
+    assert!(stderr.contains(&format!("SIG{signal}: stopping")), "{stderr}");
+    assert!(stderr.contains("webservice stopped"), "{stderr}");
+}
+
+/// The service on a free port, as a plain command.
+fn on_port_0() -> Command {
+    let mut command = webservice();
+    command.args(["--port", "0"]);
+    command
 }
 
 #[test]
@@ -93,21 +102,12 @@ fn a_port_in_use_is_a_runtime_error_exit_1_with_one_line() {
 
 #[test]
 fn sigterm_stops_it_cleanly_with_a_log_line() {
-    let mut command = webservice();
-    command.args(["--port", "0"]);
-    let (status, stderr) = start_then_signal(command, "TERM");
-    assert!(status.success(), "{status:?}\n{stderr}");
-    assert!(stderr.contains("SIGTERM: stopping"), "{stderr}");
-    assert!(stderr.contains("webservice stopped"), "{stderr}");
+    assert_stops_cleanly_on(on_port_0(), "TERM");
 }
 
 #[test]
 fn sigint_stops_it_cleanly_with_a_log_line() {
-    let mut command = webservice();
-    command.args(["--port", "0"]);
-    let (status, stderr) = start_then_signal(command, "INT");
-    assert!(status.success(), "{status:?}\n{stderr}");
-    assert!(stderr.contains("SIGINT: stopping"), "{stderr}");
+    assert_stops_cleanly_on(on_port_0(), "INT");
 }
 
 #[test]
@@ -117,7 +117,5 @@ fn sigint_stops_it_also_when_started_in_the_background() {
     let mut command = Command::new("sh");
     command.args(["-c", "trap '' INT; exec \"$0\" --port 0", env!("CARGO_BIN_EXE_webservice")]);
     command.env("RUST_LOG", "info").env_remove("MSG_WEBSERVICE_BIND");
-    let (status, stderr) = start_then_signal(command, "INT");
-    assert!(status.success(), "{status:?}\n{stderr}");
-    assert!(stderr.contains("SIGINT: stopping"), "{stderr}");
+    assert_stops_cleanly_on(command, "INT");
 }
