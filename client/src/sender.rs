@@ -244,7 +244,7 @@ impl Session {
         };
         let text = match self.normalizer.normalize(message) {
             Ok(t) => t,
-            Err(e) => return self.fail_locally(Op::Send, &e),
+            Err(e) => return self.fail_locally(Op::Send, &e.to_string()),
         };
         if text.is_empty() {
             return self.fail_locally(Op::Send, "the message is empty");
