@@ -3,10 +3,16 @@
 //! Every step is bounded: the connect, the write and each read by a timeout, and the whole reply by a byte cap
 //! ([`MAX_REPLY_LEN`]) and a deadline ([`REPLY_DEADLINE`]), so a server that stalls, trickles, closes early or
 //! sends garbage costs the caller at most a few seconds and an error, never a hang.
+//!
+//! Every connection this module opens carries one complete request, written in one piece before anything is
+//! read. There is deliberately no "is the server up?" probe: the original C servers of this design crash, hang
+//! or replay their previous request when a connection closes without a complete request (see
+//! docs/compatibility.md), so an unreachable server is reported by the first command instead
+//! ([`ConnError::Connect`]).
 
 use std::fmt;
 use std::io::{self, BufReader, ErrorKind, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 use protocol::reply::{ReplyError, MAX_REPLY_LEN};
@@ -68,15 +74,6 @@ pub fn request(addr: SocketAddr, req: &Request, timeout: Duration) -> Result<Rep
     let reader = DeadlineReader { stream: &stream, timeout, deadline };
     let mut fields = FieldReader::with_cap(BufReader::new(reader), MAX_REPLY_LEN);
     Reply::read_from(req.op(), &mut fields).map_err(ConnError::Reply)
-}
-
-/// Checks that the server at `addr` accepts connections: connects and closes without sending anything (the
-/// server silently ignores a connection that carries no byte, PROTOCOL.md 2.4).
-pub fn probe(addr: SocketAddr, timeout: Duration) -> io::Result<()> {
-    let stream = TcpStream::connect_timeout(&addr, timeout)?;
-    // Half-close first so the server reads a clean end of stream rather than a reset.
-    let _ = stream.shutdown(Shutdown::Write);
-    Ok(())
 }
 
 /// A socket reader whose every read ends by a fixed deadline as well as by the per-read timeout.
@@ -165,6 +162,5 @@ mod tests {
         // Bind then drop: the port is very likely closed for the duration of the test.
         let addr = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
         assert!(matches!(request(addr, &connect_req(), DEFAULT_TIMEOUT), Err(ConnError::Connect(_))));
-        assert!(probe(addr, DEFAULT_TIMEOUT).is_err());
     }
 }

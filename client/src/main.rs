@@ -27,7 +27,6 @@ use std::process::ExitCode;
 use std::sync::{Mutex, PoisonError};
 
 use clap::Parser;
-use client::conn::{self, DEFAULT_TIMEOUT};
 use crossbeam_channel::{bounded, Receiver, Sender};
 
 use crate::cli::Args;
@@ -66,14 +65,15 @@ fn main() -> ExitCode {
     };
     init_logging(through_printer.then(|| output.clone()));
 
-    let target = format!("{}:{}", args.server, args.port);
+    // No connection is opened before the first command: an empty connection crashes the original servers
+    // (docs/compatibility.md), so a server that is down is reported by the first command's reason line.
     let server = match resolve(&args.server, args.port) {
         Ok(addr) => addr,
-        Err(e) => return cannot_reach(&target, &e),
+        Err(e) => {
+            eprintln!("error: cannot resolve server {}:{}: {e}", args.server, args.port);
+            return ExitCode::FAILURE;
+        }
     };
-    if let Err(e) = conn::probe(server, DEFAULT_TIMEOUT) {
-        return cannot_reach(&target, &e);
-    }
 
     let normalizer = Normalizer::new(Mode::from_flags(args.local_normalize, args.ws_url));
     let session = Session::new(server, normalizer, output.clone());
@@ -141,11 +141,6 @@ fn resolve(host: &str, port: u16) -> io::Result<SocketAddr> {
         .or_else(|| addrs.first())
         .copied()
         .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "the name has no address"))
-}
-
-fn cannot_reach(target: &str, e: &io::Error) -> ExitCode {
-    eprintln!("error: cannot reach server {target}: {e}");
-    ExitCode::FAILURE
 }
 
 /// Logging to stderr, `warn` unless `RUST_LOG` says otherwise, so that stdout holds only the session. With a

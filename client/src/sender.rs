@@ -267,12 +267,17 @@ impl Session {
     /// Sends a request; any failure is logged and gives `None`.
     fn call(&self, req: Request) -> Option<Reply> {
         let op = req.op();
-        if let Some(field) = nul_field(&req) {
-            warn!("{op}: the {field} contains a NUL character, which the protocol cannot carry");
+        // Only well-formed requests leave this process: an original server cannot survive some bad ones.
+        if let Some(why) = field_problem(&req) {
+            warn!("{op}: {why}");
             return None;
         }
         match conn::request(self.server, &req, DEFAULT_TIMEOUT) {
             Ok(reply) => Some(reply),
+            Err(conn::ConnError::Connect(e)) => {
+                warn!("{op}: cannot reach server {}: {e}", self.server);
+                None
+            }
             Err(e) => {
                 warn!("{op}: server {}: {e}", self.server);
                 None
@@ -290,8 +295,9 @@ impl Session {
     }
 }
 
-/// The name of the first field of `req` that contains a NUL character, if any.
-fn nul_field(req: &Request) -> Option<&'static str> {
+/// Why `req` cannot be sent as it is: a field that contains a NUL character or is longer than the protocol's
+/// field limit. The original servers truncate or overflow on long fields; ours would answer a failure anyway.
+fn field_problem(req: &Request) -> Option<String> {
     let fields: &[(&'static str, &str)] = match req {
         Request::Register { full_name, alias, birth_date } => {
             &[("alias", alias), ("birth date", birth_date), ("full name", full_name)]
@@ -302,7 +308,15 @@ fn nul_field(req: &Request) -> Option<&'static str> {
         | Request::ConnectedUsers { alias } => &[("alias", alias)],
         Request::Send { sender, recipient, text } => &[("sender", sender), ("recipient", recipient), ("message", text)],
     };
-    fields.iter().find(|(_, v)| v.contains('\0')).map(|(name, _)| *name)
+    fields.iter().find_map(|(name, v)| {
+        if v.contains('\0') {
+            Some(format!("the {name} contains a NUL character, which the protocol cannot carry"))
+        } else if v.len() > MAX_FIELD_LEN {
+            Some(format!("the {name} is {} bytes long, the limit is {MAX_FIELD_LEN}", v.len()))
+        } else {
+            None
+        }
+    })
 }
 
 /// The acknowledgements still expected for messages this session sent while connected.
@@ -370,10 +384,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn nul_fields_are_named() {
+    fn nul_and_over_long_fields_are_named() {
         let req = Request::Send { sender: "a".into(), recipient: "b".into(), text: "x\0y".into() };
-        assert_eq!(nul_field(&req), Some("message"));
-        assert_eq!(nul_field(&Request::Disconnect { alias: "ok".into() }), None);
+        assert_eq!(
+            field_problem(&req).as_deref(),
+            Some("the message contains a NUL character, which the protocol cannot carry")
+        );
+        let req = Request::Connect { alias: "a".repeat(256), port: 1 };
+        assert_eq!(field_problem(&req).as_deref(), Some("the alias is 256 bytes long, the limit is 255"));
+        assert_eq!(field_problem(&Request::Disconnect { alias: "a".repeat(255) }), None);
     }
 
     #[test]

@@ -212,11 +212,17 @@ fn ctrl_c_disconnects_then_exits() {
 }
 
 #[test]
-fn an_unreachable_server_at_start_up_is_a_clear_error() {
+fn an_unreachable_server_is_reported_by_the_first_command() {
+    // Bound then dropped: nothing listens there for the duration of the test.
     let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let (status, err) = run_to_exit(&["-s".into(), "127.0.0.1".into(), "-p".into(), port.to_string()]);
-    assert_eq!(status.code(), Some(1));
-    assert!(err.contains(&format!("error: cannot reach server 127.0.0.1:{port}: ")), "{err}");
+    let args: Vec<String> = ["-s", "127.0.0.1", "-p", &port.to_string(), "--local-normalize"].map(String::from).into();
+    let mut c = Client::start_raw("unreachable", &args);
+    c.run("REGISTER x", "REGISTER FAIL");
+    c.end_input();
+    assert!(c.expect_exit(&[]).success());
+    let err = c.stderr_all();
+    assert!(err.contains(&format!("cannot reach server 127.0.0.1:{port}: ")), "{err}");
+    assert!(err.to_ascii_lowercase().contains("refused"), "{err}");
 }
 
 #[test]
