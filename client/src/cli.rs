@@ -1,6 +1,7 @@
 //! Command-line flags (PROTOCOL.md 8.1).
 
 use clap::Parser;
+use client::listener::PushSource;
 
 /// The normalization service used when neither `--ws-url` nor `MSG_WS_URL` names one (PROTOCOL.md 7.1).
 pub const DEFAULT_WS_URL: &str = "http://localhost:8000/";
@@ -30,6 +31,12 @@ pub struct Args {
     /// Normalize messages in-process with the rule of the web service instead of calling it.
     #[arg(long)]
     pub local_normalize: bool,
+
+    /// Read pushes only from this address, or from any address with `any` [default: the server's address]. Use
+    /// it when the server is behind NAT or has several addresses and its pushes come from one the client does not
+    /// know. Connections from other addresses are closed unread.
+    #[arg(long, env = "MSG_CLIENT_ACCEPT_PUSHES_FROM", value_name = "ADDR|any")]
+    pub accept_pushes_from: Option<PushSource>,
 
     /// Print the `c> ` prompt even when input is not a terminal (off by default so that a script's output holds
     /// only result lines and messages).
@@ -65,6 +72,12 @@ mod tests {
         .unwrap();
         assert_eq!(a.ws_url.as_deref(), Some("http://x:1/"));
         assert!(a.local_normalize && a.prompt);
+        assert_eq!(a.accept_pushes_from, None);
+        let a = Args::try_parse_from(["client", "-s", "h", "-p", "1", "--accept-pushes-from", "any"]).unwrap();
+        assert_eq!(a.accept_pushes_from, Some(PushSource::Any));
+        let a = Args::try_parse_from(["client", "-s", "h", "-p", "1", "--accept-pushes-from", "10.0.0.1"]).unwrap();
+        assert_eq!(a.accept_pushes_from, Some(PushSource::Only("10.0.0.1".parse().unwrap())));
+        assert!(Args::try_parse_from(["client", "-s", "h", "-p", "1", "--accept-pushes-from", "x"]).is_err());
     }
 
     #[test]

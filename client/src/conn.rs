@@ -71,23 +71,30 @@ pub fn request(addr: SocketAddr, req: &Request, timeout: Duration) -> Result<Rep
     // One write of the whole request, so the server never sees a request split by our own buffering.
     (&stream).write_all(&req.to_bytes()).map_err(ConnError::Write)?;
     let deadline = Instant::now() + REPLY_DEADLINE.max(timeout);
-    let reader = DeadlineReader { stream: &stream, timeout, deadline };
+    let reader = DeadlineReader::new(&stream, timeout, deadline);
     let mut fields = FieldReader::with_cap(BufReader::new(reader), MAX_REPLY_LEN);
     Reply::read_from(req.op(), &mut fields).map_err(ConnError::Reply)
 }
 
-/// A socket reader whose every read ends by a fixed deadline as well as by the per-read timeout.
-struct DeadlineReader<'a> {
+/// A socket reader whose every read ends by a fixed deadline as well as by the per-read timeout; past the
+/// deadline, reads fail with [`ErrorKind::TimedOut`].
+pub(crate) struct DeadlineReader<'a> {
     stream: &'a TcpStream,
     timeout: Duration,
     deadline: Instant,
+}
+
+impl<'a> DeadlineReader<'a> {
+    pub(crate) fn new(stream: &'a TcpStream, timeout: Duration, deadline: Instant) -> DeadlineReader<'a> {
+        DeadlineReader { stream, timeout, deadline }
+    }
 }
 
 impl Read for DeadlineReader<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let left = self.deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
-            return Err(io::Error::new(ErrorKind::TimedOut, "reply took too long"));
+            return Err(io::Error::new(ErrorKind::TimedOut, "deadline passed"));
         }
         // A zero read timeout means "block forever" to the OS, hence the floor of one millisecond.
         self.stream.set_read_timeout(Some(left.min(self.timeout).max(Duration::from_millis(1))))?;

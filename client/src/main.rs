@@ -27,6 +27,7 @@ use std::process::ExitCode;
 use std::sync::{Mutex, PoisonError};
 
 use clap::Parser;
+use client::listener::PushSource;
 use crossbeam_channel::{bounded, Receiver, Sender};
 
 use crate::cli::Args;
@@ -76,7 +77,10 @@ fn main() -> ExitCode {
     };
 
     let normalizer = Normalizer::new(Mode::from_flags(args.local_normalize, args.ws_url));
-    let session = Session::new(server, normalizer, output.clone());
+    // By default pushes are read only from the server's own address (docs/protocol.md, "Client: the push
+    // listener").
+    let push_source = args.accept_pushes_from.unwrap_or(PushSource::Only(server.ip()));
+    let session = Session::new(server, push_source, normalizer, output.clone());
     let (jobs_tx, jobs_rx) = bounded::<Job>(JOB_QUEUE);
     let (done_tx, done_rx) = bounded::<Done>(1);
     if let Err(e) = sender::spawn(session, jobs_rx, done_tx, Box::new(|| exit_now(0))) {

@@ -11,7 +11,7 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use client::conn::{self, DEFAULT_TIMEOUT};
-use client::listener::ListenerHandle;
+use client::listener::{ListenerHandle, PushSource};
 use crossbeam_channel::{Receiver, Sender};
 use log::warn;
 use protocol::reply::{ConnectStatus, SendReply, UnregisterStatus};
@@ -96,6 +96,8 @@ pub fn spawn(
 /// The state of one client session.
 pub struct Session {
     server: SocketAddr,
+    /// Whose connections the listener reads (`--accept-pushes-from`).
+    push_source: PushSource,
     normalizer: Normalizer,
     output: Output,
     /// The alias of the last successful REGISTER or CONNECT (8.2).
@@ -111,8 +113,16 @@ struct Connected {
 }
 
 impl Session {
-    pub fn new(server: SocketAddr, normalizer: Normalizer, output: Output) -> Session {
-        Session { server, normalizer, output, current_user: None, connected: None, acks: AckTracker::new() }
+    pub fn new(server: SocketAddr, push_source: PushSource, normalizer: Normalizer, output: Output) -> Session {
+        Session {
+            server,
+            push_source,
+            normalizer,
+            output,
+            current_user: None,
+            connected: None,
+            acks: AckTracker::new(),
+        }
     }
 
     /// Runs one command and prints its result line(s). Returns whether the session is over.
@@ -198,7 +208,7 @@ impl Session {
     fn connect_new(&mut self, alias: String) -> Option<ListenerHandle> {
         // The listener accepts before CONNECT is sent: the server may push right after its reply (8.2).
         let (acks_tx, acks_rx) = crossbeam_channel::bounded(MAX_TRACKED_ACKS);
-        let listener = match receiver::start(self.output.clone(), acks_tx) {
+        let listener = match receiver::start(self.output.clone(), self.push_source, acks_tx) {
             Ok(l) => l,
             Err(e) => {
                 self.fail_locally(Op::Connect, &format!("cannot open a listener: {e}"));
