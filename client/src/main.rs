@@ -61,7 +61,7 @@ fn main() -> ExitCode {
     }
     let through_printer = printer.is_some() && io::stderr().is_terminal();
     let output = match printer {
-        Some(p) => Output::printer(p),
+        Some(p) => Output::printer(p, through_printer),
         None => Output::stdout(),
     };
     init_logging(through_printer.then(|| output.clone()));
@@ -103,6 +103,21 @@ fn main() -> ExitCode {
                 Parsed::Empty => continue,
                 Parsed::Error(text) => {
                     output.line(&text);
+                    continue;
+                }
+                Parsed::Help => {
+                    for line in shell::help_lines() {
+                        output.line(&line);
+                    }
+                    continue;
+                }
+                Parsed::Unknown(text) => {
+                    // The spec's line for scripts on stdout; the list, an explanation, with the notes.
+                    output.line(&text);
+                    output.note("Commands (HELP shows this list):");
+                    for line in shell::help_lines() {
+                        output.note(&line);
+                    }
                     continue;
                 }
                 Parsed::Command(c) => c,

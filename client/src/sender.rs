@@ -10,14 +10,14 @@ use std::net::SocketAddr;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use client::conn::{self, DEFAULT_TIMEOUT};
+use client::conn::{self, ConnError, DEFAULT_TIMEOUT};
 use client::listener::{ListenerHandle, PushSource};
 use crossbeam_channel::{Receiver, Sender};
-use log::warn;
+use log::debug;
 use protocol::reply::{ConnectStatus, SendReply, UnregisterStatus};
 use protocol::{Op, RegisterStatus, Reply, Request, MAX_FIELD_LEN};
 
-use crate::format::{failure_line, result_line, SENDATTACH_UNSUPPORTED};
+use crate::format::{failure_line, printable, reason, result_line, SENDATTACH_REASON, SENDATTACH_UNSUPPORTED};
 use crate::normalizer::Normalizer;
 use crate::output::Output;
 use crate::receiver;
@@ -29,6 +29,9 @@ use crate::shell::Command;
 /// script that sends and quits at once still see `SEND MESSAGE <id> OK`. An acknowledgement that misses it is not
 /// lost: the server keeps it for the next CONNECT (PROTOCOL.md 5.3).
 pub const ACK_GRACE: Duration = Duration::from_millis(1000);
+
+/// The reason given when SEND or CONNECTEDUSERS has no user to act as.
+const NO_CURRENT_USER: &str = "no current user: REGISTER or CONNECT first";
 
 /// Most acknowledgements tracked at once (messages to users who stay offline are never acknowledged).
 const MAX_TRACKED_ACKS: usize = 10_000;
@@ -134,26 +137,27 @@ impl Session {
         match command {
             Command::Register { alias, birth_date, full_name } => {
                 let _gate = output.result_gate();
-                let reply = self.call(Request::Register { full_name, alias: alias.clone(), birth_date });
-                if matches!(reply, Some(Reply::Register(RegisterStatus::Ok))) {
-                    self.current_user = Some(alias);
+                let req = Request::Register { full_name, alias: alias.clone(), birth_date };
+                let result = self.call(&req);
+                self.print(&req, &result);
+                if matches!(result, Ok(Reply::Register(RegisterStatus::Ok))) {
+                    self.act_as(Some(alias));
                 }
-                self.print(Op::Register, reply);
             }
             Command::Unregister { alias } => {
                 let gate = output.result_gate();
-                let reply = self.call(Request::Unregister { alias: alias.clone() });
+                let req = Request::Unregister { alias: alias.clone() };
+                let result = self.call(&req);
                 drop(gate);
-                if matches!(reply, Some(Reply::Unregister(UnregisterStatus::Ok))) {
-                    if self.current_user.as_deref() == Some(alias.as_str()) {
-                        self.current_user = None;
-                    }
-                    // The server pushes nothing more to a removed user: its listener has no purpose left.
-                    if self.connected.as_ref().is_some_and(|c| c.alias == alias) {
-                        self.close_listener();
-                    }
+                let removed = matches!(result, Ok(Reply::Unregister(UnregisterStatus::Ok)));
+                // The server pushes nothing more to a removed user: its listener has no purpose left.
+                if removed && self.connected.as_ref().is_some_and(|c| c.alias == alias) {
+                    self.close_listener();
                 }
-                self.print(Op::Unregister, reply);
+                self.print(&req, &result);
+                if removed && self.current_user.as_deref() == Some(alias.as_str()) {
+                    self.act_as(None);
+                }
             }
             Command::Connect { alias } => {
                 let gate = output.result_gate();
@@ -167,13 +171,17 @@ impl Session {
             Command::ConnectedUsers => match self.current_user.clone() {
                 Some(alias) => {
                     let _gate = output.result_gate();
-                    let reply = self.call(Request::ConnectedUsers { alias });
-                    self.print(Op::ConnectedUsers, reply);
+                    let req = Request::ConnectedUsers { alias };
+                    let result = self.call(&req);
+                    self.print(&req, &result);
                 }
-                None => self.fail_locally(Op::ConnectedUsers, "no current user: REGISTER or CONNECT first"),
+                None => self.fail_locally(Op::ConnectedUsers, NO_CURRENT_USER),
             },
             Command::Send { recipient, message } => self.send(recipient, &message),
-            Command::SendAttach { .. } => self.output.line(SENDATTACH_UNSUPPORTED),
+            Command::SendAttach { .. } => {
+                self.output.line(SENDATTACH_UNSUPPORTED);
+                self.output.note(SENDATTACH_REASON);
+            }
             Command::Quit => {
                 if let Some(alias) = self.connected.as_ref().map(|c| c.alias.clone()) {
                     self.disconnect(alias);
@@ -182,6 +190,18 @@ impl Session {
             }
         }
         false
+    }
+
+    /// Changes the current user, and says so when it changed (docs/protocol.md, "Client: explanations").
+    fn act_as(&mut self, user: Option<String>) {
+        if self.current_user == user {
+            return;
+        }
+        match &user {
+            Some(alias) => self.output.note(&format!("now acting as {}", printable(alias))),
+            None => self.output.note("no current user now: REGISTER or CONNECT to act as someone"),
+        }
+        self.current_user = user;
     }
 
     /// CONNECT; the caller holds the result gate. Returns a listener that did not get connected, for the caller
@@ -197,16 +217,18 @@ impl Session {
             }
             None => return self.connect_new(alias),
         };
-        let reply = self.call(Request::Connect { alias: alias.clone(), port });
-        if matches!(reply, Some(Reply::Connect(ConnectStatus::Ok))) {
-            self.current_user = Some(alias);
+        let req = Request::Connect { alias: alias.clone(), port };
+        let result = self.call(&req);
+        self.print(&req, &result);
+        if matches!(result, Ok(Reply::Connect(ConnectStatus::Ok))) {
+            self.act_as(Some(alias));
         }
-        self.print(Op::Connect, reply);
         None
     }
 
     fn connect_new(&mut self, alias: String) -> Option<ListenerHandle> {
-        // The listener accepts before CONNECT is sent: the server may push right after its reply (8.2).
+        // The listener accepts before CONNECT is sent: the server may push right after its reply
+        // (docs/protocol.md, "Client: the push listener").
         let (acks_tx, acks_rx) = crossbeam_channel::bounded(MAX_TRACKED_ACKS);
         let listener = match receiver::start(self.output.clone(), self.push_source, acks_tx) {
             Ok(l) => l,
@@ -215,15 +237,15 @@ impl Session {
                 return None;
             }
         };
-        let reply = self.call(Request::Connect { alias: alias.clone(), port: listener.port() });
-        let connected = matches!(reply, Some(Reply::Connect(ConnectStatus::Ok)));
-        self.print(Op::Connect, reply);
-        if !connected {
+        let req = Request::Connect { alias: alias.clone(), port: listener.port() };
+        let result = self.call(&req);
+        self.print(&req, &result);
+        if !matches!(result, Ok(Reply::Connect(ConnectStatus::Ok))) {
             return Some(listener);
         }
         self.acks.reset(acks_rx);
         self.connected = Some(Connected { alias: alias.clone(), listener });
-        self.current_user = Some(alias);
+        self.act_as(Some(alias));
         None
     }
 
@@ -233,12 +255,13 @@ impl Session {
         if ours {
             self.acks.wait();
         }
-        let reply = self.call(Request::Disconnect { alias });
+        let req = Request::Disconnect { alias };
+        let result = self.call(&req);
         if ours {
-            // Whatever the reply (8.2). Closing first means nothing of this session prints after the line.
+            // Whatever the reply. Closing first means nothing of this session prints after the line.
             self.close_listener();
         }
-        self.print(Op::Disconnect, reply);
+        self.print(&req, &result);
     }
 
     fn close_listener(&mut self) {
@@ -250,7 +273,7 @@ impl Session {
 
     fn send(&mut self, recipient: String, message: &str) {
         let Some(sender) = self.current_user.clone() else {
-            return self.fail_locally(Op::Send, "no current user: REGISTER or CONNECT first");
+            return self.fail_locally(Op::Send, NO_CURRENT_USER);
         };
         let text = match self.normalizer.normalize(message) {
             Ok(t) => t,
@@ -265,43 +288,50 @@ impl Session {
         }
         let output = self.output.clone();
         let _gate = output.result_gate();
-        let reply = self.call(Request::Send { sender, recipient, text });
-        if let Some(Reply::Send(SendReply::Accepted(id))) = reply {
+        let req = Request::Send { sender, recipient, text };
+        let result = self.call(&req);
+        if let Ok(Reply::Send(SendReply::Accepted(id))) = result {
             if self.connected.is_some() {
                 self.acks.sent(id);
             }
         }
-        self.print(Op::Send, reply);
+        self.print(&req, &result);
     }
 
-    /// Sends a request; any failure is logged and gives `None`.
-    fn call(&self, req: Request) -> Option<Reply> {
-        let op = req.op();
+    /// Sends a request. A failure gives the reason to show the user.
+    fn call(&self, req: &Request) -> Result<Reply, String> {
         // Only well-formed requests leave this process: an original server cannot survive some bad ones.
-        if let Some(why) = field_problem(&req) {
-            warn!("{op}: {why}");
-            return None;
+        if let Some(why) = field_problem(req) {
+            return Err(why);
         }
-        match conn::request(self.server, &req, DEFAULT_TIMEOUT) {
-            Ok(reply) => Some(reply),
-            Err(conn::ConnError::Connect(e)) => {
-                warn!("{op}: cannot reach server {}: {e}", self.server);
-                None
+        conn::request(self.server, req, DEFAULT_TIMEOUT).map_err(|e| {
+            debug!("{}: server {}: {e:?}", req.op(), self.server);
+            match e {
+                ConnError::Connect(e) => format!("cannot reach server {}: {e}", self.server),
+                ConnError::Write(e) => format!("cannot send the request to server {}: {e}", self.server),
+                ConnError::Reply(e) => format!("no valid answer from server {}: {e}", self.server),
+                e => format!("server {}: {e}", self.server),
             }
-            Err(e) => {
-                warn!("{op}: server {}: {e}", self.server);
-                None
-            }
+        })
+    }
+
+    /// Prints the result line of `req`, then, when it is not a success, the reason on its own line.
+    fn print(&self, req: &Request, result: &Result<Reply, String>) {
+        self.output.line(&result_line(req.op(), result.as_ref().ok()));
+        let connected_here = self.connected.as_ref().map(|c| c.alias.as_str());
+        let reason = match result {
+            Ok(reply) => reason(req, reply, connected_here),
+            Err(why) => Some(why.clone()),
+        };
+        if let Some(why) = reason {
+            self.output.note(&why);
         }
     }
 
-    fn print(&self, op: Op, reply: Option<Reply>) {
-        self.output.line(&result_line(op, reply.as_ref()));
-    }
-
+    /// Prints the FAIL line of `op` for a failure found before contacting the server, and its reason.
     fn fail_locally(&self, op: Op, why: &str) {
-        warn!("{op}: {why}");
         self.output.line(failure_line(op));
+        self.output.note(why);
     }
 }
 

@@ -275,3 +275,79 @@ fn a_web_service_that_faults_or_is_down_fails_the_send() {
     assert!(down.expect_exit(&["DISCONNECT OK"]).success());
     assert!(down.stderr_all().contains("unreachable"));
 }
+
+#[test]
+fn the_shell_explains_on_stderr_and_keeps_stdout_to_the_result_lines() {
+    let srv = server();
+    let mut bob = online("bob", &srv);
+    let mut c = Client::start("script", srv.addr(), &[]);
+    // The whole script at once, as a pipe delivers it.
+    for line in [
+        "REGISTER alice",
+        "CONNECT alice",
+        "REGISTER carol",
+        "SEND bob hello",
+        "CONNECTEDUSERS",
+        "CONNECT alice",
+        "HELLO there",
+        "SENDATTACH bob f.txt look",
+        "UNREGISTER carol",
+        "SEND bob hi",
+    ] {
+        c.type_line(line);
+    }
+    c.end_input();
+    let stdout = c.exit_lines();
+    assert_eq!(
+        stdout,
+        [
+            "REGISTER OK",
+            "CONNECT OK",
+            "REGISTER OK",
+            "SEND FAIL",
+            "CONNECTED USERS FAIL / USER IS NOT CONNECTED",
+            "USER ALREADY CONNECTED",
+            "Error: command HELLO not valid.",
+            "SENDATTACH FAIL / NOT SUPPORTED",
+            "UNREGISTER OK",
+            "SEND FAIL",
+            "DISCONNECT OK",
+        ]
+    );
+    let stderr = c.stderr_all();
+    let lines: Vec<&str> = stderr.lines().collect();
+    let expected_in_order = [
+        "now acting as alice",
+        "now acting as carol",
+        "carol is not connected: CONNECT carol first (or bob's queue is full)",
+        "carol is not connected: CONNECT carol first",
+        "alice is already connected by this client",
+        "Commands (HELP shows this list):",
+        "attachments are not part of the protocol yet",
+        "no current user now",
+        "no current user: REGISTER or CONNECT first",
+    ];
+    let mut at = 0;
+    for want in expected_in_order {
+        match lines[at..].iter().position(|l| l.starts_with(want)) {
+            Some(i) => at += i + 1,
+            None => panic!("{want:?} not found in order in stderr:\n{stderr}"),
+        }
+    }
+    assert!(!stderr.contains("SENDATTACH"), "SENDATTACH is not advertised:\n{stderr}");
+    bob.expect_quiet();
+}
+
+#[test]
+fn help_lists_the_commands_on_stdout() {
+    let srv = server();
+    let mut c = Client::start("help", srv.addr(), &[]);
+    c.type_line("HELP");
+    c.type_line("?");
+    c.end_input();
+    let lines = c.exit_lines();
+    assert_eq!(lines.len(), 16, "{lines:#?}");
+    assert_eq!(lines[..8], lines[8..]);
+    assert!(lines[0].trim_start().starts_with("REGISTER <userName>"), "{lines:#?}");
+    assert!(lines.iter().all(|l| !l.contains("SENDATTACH")), "{lines:#?}");
+}
