@@ -1,16 +1,22 @@
-//! Command-line flags (PROTOCOL.md 8.1).
+//! Command-line flags (README.md, and docs/protocol.md, section "Client").
 
 use clap::Parser;
 use client::listener::PushSource;
 
-/// The normalization service used when neither `--ws-url` nor `MSG_WS_URL` names one (PROTOCOL.md 7.1).
+/// The normalization service used when neither `--ws-url` nor `MSG_WS_URL` names one (docs/protocol.md,
+/// "Client: normalizing messages").
 pub const DEFAULT_WS_URL: &str = "http://localhost:8000/";
 
-/// Interactive client of the message delivery service.
+/// The interactive client of the message delivery service.
 ///
-/// Reads commands (REGISTER, UNREGISTER, CONNECT, DISCONNECT, CONNECTEDUSERS, SEND, SENDATTACH, QUIT) from a
-/// terminal with line editing, or one per line from a pipe or a file; prints the result of each, and the
-/// messages that arrive while a user is connected. End of input and Ctrl-C act as QUIT.
+/// Reads commands (REGISTER, UNREGISTER, CONNECT, DISCONNECT, CONNECTEDUSERS, SEND, QUIT; HELP lists them) from a
+/// terminal with line editing, or one per line from a pipe or a file; prints the result line of each on stdout,
+/// and the messages that arrive while a user is connected. Reasons for failures and other explanations go to
+/// stderr, so stdout holds only the result lines (docs/protocol.md, "Client: output lines" and "Client:
+/// explanations"). End of input and Ctrl-C act as QUIT. The server is first contacted by the first command.
+///
+/// Exit status: 0 when the session ends (QUIT, end of input, Ctrl-C), 1 when the client cannot run (the server's
+/// name does not resolve, a thread cannot start), 2 for wrong arguments.
 #[derive(Debug, Parser)]
 #[command(name = "client", version)]
 pub struct Args {

@@ -1,4 +1,5 @@
-//! One request, one connection: connect, write the request whole, read the reply, close (PROTOCOL.md 2.1).
+//! One request, one connection: connect, write the request whole, read the reply, close (docs/protocol.md,
+//! "Shape of a conversation" and "Client: talking to a server").
 //!
 //! Every step is bounded: the connect, the write and each read by a timeout, and the whole reply by a byte cap
 //! ([`MAX_REPLY_LEN`]) and a deadline ([`REPLY_DEADLINE`]), so a server that stalls, trickles, closes early or
@@ -61,7 +62,8 @@ impl std::error::Error for ConnError {
 /// Sends `req` to the server at `addr` on a fresh connection and reads its reply.
 ///
 /// `timeout` bounds the connect, the write and every single read; the whole reply is further bounded by
-/// [`REPLY_DEADLINE`] and [`MAX_REPLY_LEN`]. The reply's status may be in any dialect of appendix A.1.
+/// [`REPLY_DEADLINE`] and [`MAX_REPLY_LEN`]. The reply's status may be in any dialect of the original servers
+/// (docs/compatibility.md, "What each profile sends").
 pub fn request(addr: SocketAddr, req: &Request, timeout: Duration) -> Result<Reply, ConnError> {
     let stream = TcpStream::connect_timeout(&addr, timeout).map_err(ConnError::Connect)?;
     stream.set_write_timeout(Some(timeout)).map_err(ConnError::Write)?;

@@ -51,7 +51,8 @@ pub fn result_line(op: Op, reply: Option<&Reply>) -> String {
     line.to_owned()
 }
 
-/// The "other / network error" line of `op` (the last column of table 8.4).
+/// The line of `op` for anything but a defined status, or no answer (the last column of docs/protocol.md,
+/// "Client: output lines").
 pub fn failure_line(op: Op) -> &'static str {
     match op {
         Op::Register => "REGISTER FAIL",
@@ -151,7 +152,7 @@ pub fn push_block(push: &Push) -> String {
 ///
 /// Text from the network goes straight to a terminal. A line break would let a sender forge an `END` line and a
 /// fake block, an escape sequence could rewrite the screen; neither can come from a compliant client, whose
-/// messages are normalized (7.2), so the replacement only ever shows on hostile or broken input.
+/// messages are normalized (docs/protocol.md, "Client: normalizing messages"), so the replacement only ever shows on hostile or broken input.
 pub fn printable(text: &str) -> String {
     text.chars().map(|c| if c.is_control() { char::REPLACEMENT_CHARACTER } else { c }).collect()
 }

@@ -1,4 +1,4 @@
-//! `client`: the interactive shell of the message delivery service (PROTOCOL.md section 8).
+//! `client`: the interactive shell of the message delivery service (docs/protocol.md, section "Client").
 //!
 //! Threads, as in the original design:
 //! - main: reads lines ([`input`]), parses them ([`shell`]), answers local errors itself and hands commands to

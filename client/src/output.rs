@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use rustyline::ExternalPrinter;
 
-/// The prompt of PROTOCOL.md 8.1.
+/// The prompt (docs/protocol.md, "Choices where …", item 8).
 pub const PROMPT: &str = "c> ";
 
 /// A cloneable handle on the client's standard output.

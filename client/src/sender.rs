@@ -1,6 +1,6 @@
 //! The sender thread: runs one command at a time against the server and prints its result line.
 //!
-//! It owns the session of PROTOCOL.md 8.2 — the current user, the connected alias and its listener — so no
+//! It owns the session (docs/protocol.md, "Client: commands") — the current user, the connected alias and its listener — so no
 //! other thread needs a lock to know who we are. Commands arrive on a channel from the main thread (typed
 //! lines) or from the signal thread (Ctrl-C); each user command is answered with a [`Done`] once its line is
 //! printed, so the prompt comes back only after the result.
@@ -27,7 +27,7 @@ use crate::shell::Command;
 ///
 /// On a live connection an acknowledgement follows its SEND within milliseconds; waiting this little lets a
 /// script that sends and quits at once still see `SEND MESSAGE <id> OK`. An acknowledgement that misses it is not
-/// lost: the server keeps it for the next CONNECT (PROTOCOL.md 5.3).
+/// lost: the server keeps it for the next CONNECT (docs/protocol.md, "Semantics in brief").
 pub const ACK_GRACE: Duration = Duration::from_millis(1000);
 
 /// The reason given when SEND or CONNECTEDUSERS has no user to act as.
@@ -103,7 +103,7 @@ pub struct Session {
     push_source: PushSource,
     normalizer: Normalizer,
     output: Output,
-    /// The alias of the last successful REGISTER or CONNECT (8.2).
+    /// The alias of the last successful REGISTER or CONNECT (docs/protocol.md, "Client: commands").
     current_user: Option<String>,
     /// The alias this process connected, with its listener.
     connected: Option<Connected>,

@@ -1,11 +1,11 @@
-//! The command language of PROTOCOL.md 8.1: one typed line becomes a [`Command`] or a local error line.
+//! The command language (docs/protocol.md, "Client: commands"): one typed line becomes a [`Command`] or a local error line.
 //!
 //! The first word names the command, in any case. Words are separated by spaces; the last argument of SEND
 //! and SENDATTACH (the message) and of REGISTER (the full name) is the rest of the line, verbatim. Leading and
 //! trailing blanks of the line are ignored, and so are extra spaces between words: a stray space should not turn
 //! `CONNECT alice` into a syntax error, and the message is normalized before it is sent anyway.
 
-/// Birth date sent by `REGISTER <userName>` when none is given (8.1).
+/// Birth date sent by `REGISTER <userName>` when none is given.
 pub const DEFAULT_BIRTH_DATE: &str = "01/01/1970";
 
 /// A command the user asked for, with its arguments.
@@ -36,7 +36,7 @@ pub enum Parsed {
     Help,
 }
 
-/// The command names and their arguments as shown in usage messages (table 8.1).
+/// The command names and their arguments as shown in usage messages (docs/protocol.md, "Client: commands").
 const USAGES: [(&str, &str); 8] = [
     ("REGISTER", "<userName> [<DD/MM/YYYY> [<full name…>]]"),
     ("UNREGISTER", "<userName>"),

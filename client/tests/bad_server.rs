@@ -43,7 +43,7 @@ fn fake(answer: fn(&Request) -> Option<Vec<u8>>) -> (SocketAddr, Receiver<Reques
 }
 
 /// Runs every command against a fake that accepts only `REGISTER ok` (so that there is a current user) and
-/// misbehaves on everything else: each must print its "other / network error" line of table 8.4.
+/// misbehaves on everything else: each must print its "no answer" line (docs/protocol.md, "Client: output lines").
 fn every_command_fails(c: &mut Client) {
     c.run("REGISTER bad", "REGISTER FAIL");
     c.run("REGISTER ok", "REGISTER OK");

@@ -114,7 +114,7 @@ fn a_script_that_sends_then_ends_at_once_still_sees_its_acknowledgements() {
     bob.expect_message(2, "alice", "two");
 }
 
-/// Every row of table 8.4, each status produced for real by the server.
+/// Every row of the output table (docs/protocol.md, "Client: output lines"), each status produced for real by the server.
 #[test]
 fn table_8_4_every_row() {
     let srv = server();
@@ -350,4 +350,28 @@ fn help_lists_the_commands_on_stdout() {
     assert_eq!(lines[..8], lines[8..]);
     assert!(lines[0].trim_start().starts_with("REGISTER <userName>"), "{lines:#?}");
     assert!(lines.iter().all(|l| !l.contains("SENDATTACH")), "{lines:#?}");
+}
+
+#[test]
+fn a_server_name_that_does_not_resolve_is_one_line_and_status_1() {
+    let (status, err) = run_to_exit(&["-s".into(), "".into(), "-p".into(), "8080".into()]);
+    assert_eq!(status.code(), Some(1));
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.starts_with("error: cannot resolve server :8080: "), "{err}");
+}
+
+#[test]
+fn version_and_help_name_the_client() {
+    let run = |flag: &str| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_client")).arg(flag).output().expect("run the client");
+        assert!(out.status.success(), "{flag}: {}", out.status);
+        String::from_utf8(out.stdout).expect("UTF-8 help")
+    };
+    assert_eq!(run("--version").trim_end(), format!("client {}", env!("CARGO_PKG_VERSION")));
+    let help = run("--help");
+    assert!(help.starts_with("The interactive client of the message delivery service."), "{help}");
+    assert!(help.contains("Usage: client "), "{help}");
+    assert!(help.contains("--accept-pushes-from") && help.contains("MSG_CLIENT_ACCEPT_PUSHES_FROM"), "{help}");
+    assert!(!help.contains("SENDATTACH") && !help.contains("benchmark"), "{help}");
+    assert!(!help.contains("PROTOCOL.md"), "{help}");
 }
