@@ -287,8 +287,9 @@ impl Turns {
         Ticket { turns: Arc::clone(self), number }
     }
 
-    /// Runs `print` once `ticket`'s turn has come: no earlier push is ready or printing, and no earlier
-    /// connection is still being read — or it has been read for longer than [`ORDER_WAIT`] after this push was.
+    /// Runs `print` once `ticket`'s turn has come: no push is printing, no earlier push is waiting to print, and
+    /// no earlier connection is still being read — that last condition for at most [`ORDER_WAIT`] after this push
+    /// was read.
     fn print_in_turn(&self, ticket: &Ticket, print: impl FnOnce()) {
         let ready_at = Instant::now();
         let mut st = self.state();
