@@ -5,7 +5,7 @@
 //! connection at a time, as an original would serve it. It copies their failure modes:
 //! - a connection that closes before its first byte replays the previous request (molinalg's reader leaves the
 //!   last request's fields in its buffers) and then kills it (all four originals crash or stop answering);
-//! - a request cut short, or one that does not arrive within [`READ_TIMEOUT`], kills it;
+//! - a request cut short, or one that does not arrive within [`READ_TIMEOUT`], does the same;
 //! - a reply it cannot write because the client went away kills it (SIGPIPE).
 //!
 //! Once dead it closes its socket, so later connections are refused, as with a crashed process.
@@ -105,7 +105,17 @@ fn serve(
         }
         Err(e) => return Err(format!("no request: {e}")),
     }
-    let req = Request::read_from(&mut reader).map_err(|e| format!("a request cut short: {e}"))?;
+    let req = match Request::read_from(&mut reader) {
+        Ok(req) => req,
+        Err(e) => {
+            // The fields that did not arrive keep the last request's values: that one runs again.
+            if let Some(req) = previous.as_ref() {
+                lock(rec).replayed.push(req.op());
+                let _ = forward(upstream, req);
+            }
+            return Err(format!("a request cut short: {e}"));
+        }
+    };
     let reply = forward(upstream, &req).map_err(|e| format!("the real server failed: {e}"))?;
     let mut out = stream;
     out.write_all(&reply).map_err(|e| format!("broken pipe writing the reply: {e}"))?;
@@ -148,6 +158,21 @@ fn the_stand_in_dies_on_an_empty_connection_after_replaying_the_last_request() {
     let r = fragile.record();
     assert_eq!(r.replayed, [Op::Register], "{r:?}");
     assert!(r.death.as_deref().is_some_and(|d| d.contains("without sending a byte")), "{r:?}");
+}
+
+#[test]
+fn the_stand_in_dies_on_a_request_cut_short_after_replaying_the_last_request() {
+    let srv = server();
+    let fragile = Fragile::start(srv.addr());
+    let mut c = Client::start("a", fragile.addr, &[]);
+    c.run("REGISTER a", "REGISTER OK");
+    let mut cut = TcpStream::connect(fragile.addr).expect("connect to the stand-in");
+    cut.write_all(b"SEND\0a\0").expect("write half a request");
+    drop(cut);
+    c.run("REGISTER b", "REGISTER FAIL");
+    let r = fragile.record();
+    assert_eq!(r.replayed, [Op::Register], "{r:?}");
+    assert!(r.death.as_deref().is_some_and(|d| d.contains("cut short")), "{r:?}");
 }
 
 #[test]
