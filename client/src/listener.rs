@@ -461,6 +461,7 @@ fn handle<F: FnMut(Push)>(stream: &TcpStream, peer: SocketAddr, ticket: Ticket, 
             on_push(push);
         }),
         Ok(None) => debug!("listener: empty connection from {peer}"),
+        Err(PushError::Probe) => debug!("listener: the server checked that this listener is still there"),
         Err(PushError::Field(FieldError::Timeout)) => {
             warn!("listener: dropped a push from {peer}: not complete within {:?}", shared.deadline)
         }
