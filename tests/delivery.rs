@@ -1,4 +1,4 @@
-//! Pushes: order, no loss, no duplicate, acknowledgements, dead listeners, the grace period (PROTOCOL.md 5).
+//! Pushes: order, no loss, no duplicate, acknowledgements, dead listeners, the grace period (docs/protocol.md 5).
 
 use std::collections::HashMap;
 use std::net::{SocketAddr, TcpListener};
@@ -129,7 +129,7 @@ fn a_dead_listener_keeps_the_message_for_the_next_connect() {
 
 #[test]
 fn a_listener_that_starts_accepting_after_the_connect_reply_gets_its_messages() {
-    // Some original clients bind their listener only after reading the CONNECT reply (PROTOCOL.md 5.4).
+    // Some original clients bind their listener only after reading the CONNECT reply (docs/protocol.md 5.4).
     let s = start();
     let a = s.addr();
     register(a, "alice");
