@@ -19,8 +19,10 @@
 //! - `compaction`: snapshots written while requests go on, and the rewrite from memory after a failure.
 //! - `recovery`: rebuilding the registry at start-up, strictly.
 //! - `format`: the bytes of a frame and of each record. `files`: names, the lock, creating files safely.
+//! - `faults`: disk failures injected by the tests.
 
 mod compaction;
+mod faults;
 mod files;
 mod format;
 mod recovery;
@@ -37,9 +39,10 @@ use std::time::Duration;
 
 use crate::store::{ReplayError, Store, UserState, UserView};
 
+pub use faults::Faults;
 pub use files::{segment_name, snapshot_name};
 pub use format::MAX_RECORD_LEN;
-pub use writer::{Faults, FileJournal};
+pub use writer::FileJournal;
 
 /// Name of the lock file in the data directory.
 pub const LOCK_FILE: &str = "LOCK";

@@ -29,6 +29,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
+use super::faults::{injected, Faults};
 use super::files::{install_segment, lock_dir, open_for_append, segment_name, write_segment_tmp};
 use super::{format, recovery, JournalError, Options, COMPACT_FACTOR, COMPACT_MIN_BYTES_FLOOR};
 use crate::store::{Journal, Record, Store};
@@ -72,51 +73,6 @@ pub(super) struct Writer {
     pub compactions: u64,
     /// Failures injected by tests.
     pub faults: Faults,
-}
-
-/// Disk failures to simulate, for the tests of what a failure does (see [`FileJournal::inject`]): each `true`
-/// makes that operation fail as a full or failing disk would, until the plan is changed.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Faults {
-    pub register: bool,
-    pub unregister: bool,
-    pub message: bool,
-    pub ack: bool,
-    pub pop: bool,
-    /// Every `fdatasync` of the segments.
-    pub sync: bool,
-    /// Creating a segment or a snapshot (so compaction and the rewrite from memory fail too).
-    pub files: bool,
-}
-
-impl Faults {
-    /// Nothing fails.
-    pub const NONE: Faults = Faults {
-        register: false,
-        unregister: false,
-        message: false,
-        ack: false,
-        pop: false,
-        sync: false,
-        files: false,
-    };
-    /// Every write and sync fails.
-    pub const DISK_DOWN: Faults =
-        Faults { register: true, unregister: true, message: true, ack: true, pop: true, sync: true, files: true };
-
-    fn fails(&self, record: &Record<'_>) -> bool {
-        match record {
-            Record::Register { .. } => self.register,
-            Record::Unregister { .. } => self.unregister,
-            Record::Message { .. } => self.message,
-            Record::Ack { .. } => self.ack,
-            Record::Pop { .. } => self.pop,
-        }
-    }
-}
-
-fn injected() -> io::Error {
-    io::Error::new(io::ErrorKind::StorageFull, "injected disk failure")
 }
 
 /// The sync side of the group commit.
