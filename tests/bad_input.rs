@@ -90,7 +90,7 @@ fn bytes_after_the_last_field_are_ignored() {
 
 #[test]
 fn a_silent_client_is_timed_out_and_does_not_delay_others() {
-    let s = start_with(Config { request_timeout: Duration::from_millis(500), ..Config::localhost() });
+    let s = start_with(Config { request_timeout: Duration::from_millis(500), ..Config::default() });
     let a = s.addr();
     let mut silent = connect_from(None, a);
     let mut half = connect_from(None, a);
@@ -128,8 +128,7 @@ fn hundreds_of_idle_connections_do_not_stop_other_clients() {
 
 #[test]
 fn a_full_connection_cap_makes_new_clients_wait_not_fail() {
-    let s =
-        start_with(Config { max_connections: 4, request_timeout: Duration::from_millis(300), ..Config::localhost() });
+    let s = start_with(Config { max_connections: 4, request_timeout: Duration::from_millis(300), ..Config::default() });
     let a = s.addr();
     let idle: Vec<TcpStream> = (0..4).map(|_| connect_from(None, a)).collect();
     // All slots are taken by silent peers; this request waits for one of them to time out, then is served.

@@ -80,7 +80,7 @@ fn disconnect_rows() {
 
 #[test]
 fn disconnect_ip_check_can_be_disabled() {
-    let s = start_with(Config { ip_check: false, ..Config::localhost() });
+    let s = start_with(Config { ip_check: false, ..Config::default() });
     let a = s.addr();
     let _l = register_online(a, "alice");
     assert_eq!(raw_from(Some(OTHER_HOST.into()), a, &fields(&["DISCONNECT", "alice"])), [0]);
@@ -123,7 +123,7 @@ fn ids_are_per_sender() {
 
 #[test]
 fn send_to_a_full_queue_fails_and_consumes_no_id() {
-    let s = start_with(Config { max_queue: 2, ..Config::localhost() });
+    let s = start_with(Config { max_queue: 2, ..Config::default() });
     let a = s.addr();
     register(a, "alice");
     register(a, "bob");

@@ -70,7 +70,7 @@ fn send_and_unregister_of_a_connected_user_are_accepted_only_from_its_address() 
 
 #[test]
 fn no_ip_check_turns_every_origin_check_off() {
-    let s = start_with(Config { ip_check: false, ..Config::localhost() });
+    let s = start_with(Config { ip_check: false, ..Config::default() });
     let a = s.addr();
     let _la = register_online(a, "alice");
     let _lb = register_online(a, "bob");

@@ -9,7 +9,7 @@ use server::{Config, Server, ServerHandle};
 use support::Client;
 
 fn server(profile: Profile) -> ServerHandle {
-    Server::bind(Config { profile, ..Config::localhost() }).and_then(Server::spawn).expect("start a server")
+    Server::bind(Config { profile, ..Config::default() }).and_then(Server::spawn).expect("start a server")
 }
 
 /// A user registered and connected by a fresh client.
@@ -75,9 +75,9 @@ fn session(profile: Profile) {
 
     alice.end_input();
     bob.end_input();
-    assert!(alice.expect_exit(&["DISCONNECT OK"]).success(), "{profile}");
-    assert!(bob.expect_exit(&["DISCONNECT OK"]).success(), "{profile}");
-    assert!(srv.store().connected_users().is_empty(), "{profile}");
+    assert!(alice.expect_exit(&["DISCONNECT OK"]).success(), "{profile:?}");
+    assert!(bob.expect_exit(&["DISCONNECT OK"]).success(), "{profile:?}");
+    assert!(srv.store().connected_users().is_empty(), "{profile:?}");
 }
 
 #[test]

@@ -8,7 +8,7 @@ use server::{Config, Server, ServerHandle};
 use support::{fake_web_service, run_to_exit, soap_fault, soap_result, Client};
 
 fn server() -> ServerHandle {
-    Server::bind(Config::localhost()).and_then(Server::spawn).expect("start a server")
+    Server::bind(Config::default()).and_then(Server::spawn).expect("start a server")
 }
 
 fn connected(srv: &ServerHandle, alias: &str) -> Option<bool> {

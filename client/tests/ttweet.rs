@@ -6,7 +6,7 @@ use std::process::{Command, Output};
 use server::{Config, Server, ServerHandle};
 
 fn board() -> (ServerHandle, SocketAddr) {
-    let srv = Server::bind(Config { ttweet_port: Some(0), ..Config::localhost() })
+    let srv = Server::bind(Config { ttweet_port: Some(0), ..Config::default() })
         .and_then(Server::spawn)
         .expect("start a server with a board");
     let addr = srv.ttweet_addr().expect("the board was asked for");

@@ -4,9 +4,6 @@
 //! A server picks one [`Profile`] at start-up and hands its [`Dialect`] to every encoder, so the difference is
 //! data, not branches in the handlers. Decoders accept every dialect (see [`crate::reply`]).
 
-use std::fmt;
-use std::str::FromStr;
-
 /// How a status code is written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StatusForm {
@@ -81,43 +78,5 @@ impl Profile {
                 Dialect { status: StatusForm::Ascii, send_id: SendIdForm::AlwaysU32, push: PushForm::SendMessage }
             }
         }
-    }
-
-    /// The name used on the command line.
-    pub fn name(self) -> &'static str {
-        match self {
-            Profile::Standard => "standard",
-            Profile::Ascii => "ascii",
-            Profile::AsciiU32 => "ascii-u32",
-        }
-    }
-}
-
-impl fmt::Display for Profile {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-impl FromStr for Profile {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Profile::ALL
-            .into_iter()
-            .find(|p| p.name() == s)
-            .ok_or_else(|| format!("unknown profile {s:?} (expected standard, ascii or ascii-u32)"))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn names_round_trip() {
-        for p in Profile::ALL {
-            assert_eq!(p.name().parse::<Profile>().unwrap(), p);
-        }
-        assert!("ASCII".parse::<Profile>().is_err());
     }
 }

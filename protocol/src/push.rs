@@ -11,6 +11,9 @@ use crate::field::{parse_number, put_field, put_number, FieldError, FieldReader,
 /// closes and goes on listening; a listener shows nothing for it.
 pub const PROBE_OP: &[u8] = b"PROBE";
 
+/// Longest push operation name (`SEND_MESS_ACK`); a longer first field is not a push.
+pub const MAX_PUSH_OP_LEN: usize = 13;
+
 /// Largest number of bytes a listener reads for one push.
 pub const MAX_PUSH_LEN: usize = 4 * (MAX_FIELD_LEN + 1);
 
@@ -74,7 +77,7 @@ impl Push {
 
     /// Reads one push in any form (`SEND_MESSAGE`, `RECEIVE_MESS` or `SEND_MESS_ACK`).
     pub fn read_from<R: BufRead>(r: &mut FieldReader<R>) -> Result<Push, PushError> {
-        let op = r.read_short_field(16).map_err(|e| match e {
+        let op = r.read_short_field(MAX_PUSH_OP_LEN).map_err(|e| match e {
             FieldError::TooLong => PushError::UnknownOp("(too long)".into()),
             e => PushError::Field(e),
         })?;

@@ -293,7 +293,7 @@ mod tests {
                 Reply::ConnectedUsers(UsersReply::List(vec!["x".into()])),
                 Reply::ConnectedUsers(UsersReply::NotConnected),
             ] {
-                assert_eq!(decode(reply.op(), &reply.to_bytes(d)).unwrap(), reply, "{profile}");
+                assert_eq!(decode(reply.op(), &reply.to_bytes(d)).unwrap(), reply, "{profile:?}");
             }
         }
     }

@@ -45,14 +45,6 @@ impl Op {
             Op::Unregister | Op::Disconnect | Op::ConnectedUsers => 1,
         }
     }
-
-    /// The status code answered for a field-level problem or an internal failure (table 4.7).
-    pub fn generic_failure(self) -> u8 {
-        match self {
-            Op::Connect | Op::Disconnect => 3,
-            _ => 2,
-        }
-    }
 }
 
 impl fmt::Display for Op {

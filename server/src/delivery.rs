@@ -20,7 +20,7 @@ use protocol::dialect::PushForm;
 use protocol::push;
 
 use crate::net;
-use crate::store::{Entry, Store, Ticket};
+use crate::store::{Entry, Store, Ticket, GRACE_RETRY};
 
 /// Connect timeout for one push (5.3).
 pub const PUSH_CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
@@ -30,8 +30,6 @@ pub const PUSH_WRITE_TIMEOUT: Duration = Duration::from_secs(3);
 pub const PUSH_CONFIRM_TIMEOUT: Duration = Duration::from_secs(3);
 /// Bytes a listener may send back before its close; more is not a listener of this protocol.
 pub const PUSH_CONFIRM_LIMIT: u64 = 4096;
-/// Pause between retries of a refused push during the grace period (5.4 asks for 100–200 ms).
-pub const GRACE_RETRY: Duration = Duration::from_millis(150);
 /// Failed journal syncs a deliverer tolerates before it lets the claim go (the queue is delivered at the next
 /// SEND or CONNECT).
 const MAX_REFUSED_SYNCS: u32 = 3;

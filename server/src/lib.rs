@@ -84,10 +84,35 @@ impl Default for Config {
     }
 }
 
-impl Config {
-    /// The defaults, on 127.0.0.1 and an ephemeral port: what tests want.
-    pub fn localhost() -> Config {
-        Config::default()
+/// Why a server could not be started.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum ServerError {
+    /// The listening socket (or the ttweet board's) could not be bound.
+    Listen { addr: SocketAddr, source: io::Error },
+    /// The data directory could not be opened or recovered.
+    DataDir { dir: PathBuf, source: journal::JournalError },
+    /// The thread that runs the server could not be started.
+    Spawn { source: io::Error },
+}
+
+impl std::fmt::Display for ServerError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ServerError::Listen { addr, source } => write!(f, "cannot listen on {addr}: {source}"),
+            ServerError::DataDir { dir, source } => write!(f, "data directory {}: {source}", dir.display()),
+            ServerError::Spawn { source } => write!(f, "cannot start the server's thread: {source}"),
+        }
+    }
+}
+
+impl std::error::Error for ServerError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ServerError::Listen { source, .. } => Some(source),
+            ServerError::DataDir { source, .. } => Some(source),
+            ServerError::Spawn { source } => Some(source),
+        }
     }
 }
 
@@ -104,28 +129,29 @@ pub struct Server {
 
 impl Server {
     /// Prepares the registry — empty, or with `data_dir` recovered from the journal there (the directory is
-    /// then locked until the server is dropped) — and binds the listening socket. A journal that cannot be
-    /// recovered is an error of kind `Other` wrapping a [`journal::JournalError`].
-    pub fn bind(config: Config) -> io::Result<Server> {
+    /// then locked until the server is dropped) — and binds the listening socket.
+    pub fn bind(config: Config) -> Result<Server, ServerError> {
         let store = Store::new(config.max_queue);
         let Some(dir) = config.data_dir.clone() else { return Server::with_store(config, store) };
         let options = journal::Options { compact_min_bytes: config.compact_min_bytes };
-        let (store, durability) = journal::Durability::open(&dir, store, options).map_err(io::Error::other)?;
+        let (store, durability) = journal::Durability::open(&dir, store, options)
+            .map_err(|source| ServerError::DataDir { dir: dir.clone(), source })?;
         let mut server = Server::with_store(config, store)?;
         server.durability = Some(durability);
         Ok(server)
     }
 
     /// Binds with a registry prepared by the caller (for example recovered from a journal).
-    pub fn with_store(config: Config, store: Store) -> io::Result<Server> {
-        let listener = TcpListener::bind(config.bind)?;
-        let shared = Shared::new(listener.local_addr()?, config.max_connections);
+    pub fn with_store(config: Config, store: Store) -> Result<Server, ServerError> {
+        let listen = |addr: SocketAddr| move |source| ServerError::Listen { addr, source };
+        let listener = TcpListener::bind(config.bind).map_err(listen(config.bind))?;
+        let shared = Shared::new(listener.local_addr().map_err(listen(config.bind))?, config.max_connections);
         let ttweet = match config.ttweet_port {
-            Some(port) => Some(ttweet::Service::bind(
-                SocketAddr::new(config.bind.ip(), port),
-                config.max_connections,
-                config.request_timeout,
-            )?),
+            Some(port) => {
+                let addr = SocketAddr::new(config.bind.ip(), port);
+                let board = ttweet::Service::bind(addr, config.max_connections, config.request_timeout);
+                Some(board.map_err(listen(addr))?)
+            }
             None => None,
         };
         let ctx = Context {
@@ -185,12 +211,15 @@ impl Server {
     }
 
     /// Serves on a background thread.
-    pub fn spawn(self) -> io::Result<ServerHandle> {
+    pub fn spawn(self) -> Result<ServerHandle, ServerError> {
         let addr = self.local_addr();
         let ttweet_addr = self.ttweet_addr();
         let store = self.ctx.store.clone();
         let stopper = self.stopper();
-        let thread = thread::Builder::new().name("accept".into()).spawn(move || self.run())?;
+        let thread = thread::Builder::new()
+            .name("accept".into())
+            .spawn(move || self.run())
+            .map_err(|source| ServerError::Spawn { source })?;
         Ok(ServerHandle { addr, ttweet_addr, store, stopper, thread: Some(thread) })
     }
 }

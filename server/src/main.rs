@@ -31,8 +31,8 @@ struct Args {
     #[arg(long, env = "MSG_SERVER_REQUEST_TIMEOUT", default_value_t = server::DEFAULT_REQUEST_TIMEOUT.as_secs())]
     request_timeout: u64,
     /// Byte-level dialect of replies and pushes: standard, ascii or ascii-u32 (for the original clients).
-    #[arg(long, env = "MSG_SERVER_PROFILE", default_value_t = Profile::Standard)]
-    profile: Profile,
+    #[arg(long, env = "MSG_SERVER_PROFILE", value_enum, default_value_t = ProfileName::Standard)]
+    profile: ProfileName,
     /// Accept DISCONNECT from any address, not only from the listener's IP.
     #[arg(long, env = "MSG_SERVER_NO_IP_CHECK")]
     no_ip_check: bool,
@@ -55,6 +55,28 @@ struct Args {
     #[arg(long, env = "MSG_SERVER_COMPACT_MIN_BYTES", value_name = "BYTES",
           default_value_t = server::journal::DEFAULT_COMPACT_MIN_BYTES)]
     compact_min_bytes: u64,
+}
+
+/// The names of the dialects on the command line (docs/protocol.md appendix A).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum ProfileName {
+    /// Raw status byte, decimal id, SEND_MESSAGE (carlosiborra's and sunniAngela's clients).
+    Standard,
+    /// ASCII status, decimal id, RECEIVE_MESS (molinalg's client).
+    Ascii,
+    /// ASCII status, the id always as 4 bytes, SEND_MESSAGE (AngelMancha's client).
+    #[value(name = "ascii-u32")]
+    AsciiU32,
+}
+
+impl From<ProfileName> for Profile {
+    fn from(name: ProfileName) -> Profile {
+        match name {
+            ProfileName::Standard => Profile::Standard,
+            ProfileName::Ascii => Profile::Ascii,
+            ProfileName::AsciiU32 => Profile::AsciiU32,
+        }
+    }
 }
 
 fn main() -> ExitCode {
@@ -103,7 +125,7 @@ fn main() -> ExitCode {
         max_connections: args.max_connections,
         max_queue: args.max_queue,
         request_timeout: Duration::from_secs(args.request_timeout),
-        profile: args.profile,
+        profile: args.profile.into(),
         ip_check: !args.no_ip_check,
         accept_short_register: args.accept_short_register,
         ttweet_port: args.ttweet_port,
@@ -112,14 +134,8 @@ fn main() -> ExitCode {
     };
     let server = match Server::bind(config) {
         Ok(s) => s,
-        Err(e) if e.get_ref().is_some_and(|inner| inner.is::<server::journal::JournalError>()) => {
-            let dir = args.data_dir.as_deref().unwrap_or(std::path::Path::new("?"));
-            eprintln!("error: data directory {}: {e}", dir.display());
-            return ExitCode::FAILURE;
-        }
         Err(e) => {
-            let board = args.ttweet_port.map(|p| format!(" or on ttweet port {p}")).unwrap_or_default();
-            eprintln!("error: cannot listen on {}:{}{board}: {e}", args.bind, args.port);
+            eprintln!("error: {e}");
             return ExitCode::FAILURE;
         }
     };

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant, SystemTime};
 use protocol::{ConnectStatus, FieldReader, Push, RegisterStatus, Reply, Request, SendReply, UnregisterStatus};
 use server::journal::{segment_name, CompactStep, FileJournal, JournalError, Options};
 use server::store::{Entry, UserState};
-use server::{Config, Server, ServerHandle, Store};
+use server::{Config, Server, ServerError, ServerHandle, Store};
 
 /// Upper bound on any single wait.
 const TIMEOUT: Duration = Duration::from_secs(10);
@@ -118,13 +118,13 @@ fn spawn_child(cmd: &mut Command) -> Child {
     cmd.spawn().unwrap()
 }
 
-fn bind(config: Config) -> io::Result<Server> {
+fn bind(config: Config) -> Result<Server, ServerError> {
     let _guard = FORK_GUARD.write().unwrap_or_else(|p| p.into_inner());
     Server::bind(config)
 }
 
 fn config(dir: &Path) -> Config {
-    Config { data_dir: Some(dir.to_owned()), ..Config::localhost() }
+    Config { data_dir: Some(dir.to_owned()), ..Config::default() }
 }
 
 fn start(dir: &Path) -> ServerHandle {

@@ -73,32 +73,32 @@ const ACK_1: &[u8] = b"SEND_MESS_ACK\x001\x00";
 
 /// A whole session of two users, as any original client drives it, checked against `want`.
 fn session(profile: Profile, date: &str, want: &Expected) {
-    let srv = start(Config { profile, ..Config::localhost() });
+    let srv = start(Config { profile, ..Config::default() });
     let a = srv.addr();
     let [ok, one, two] = want.status;
 
-    assert_eq!(request(a, &["REGISTER", "Alice A", "alice", date]), ok, "{profile}: REGISTER");
-    assert_eq!(request(a, &["REGISTER", "Alice A", "alice", date]), one, "{profile}: alias in use");
-    assert_eq!(request(a, &["REGISTER", "Bob B", "bob", date]), ok, "{profile}: REGISTER bob");
+    assert_eq!(request(a, &["REGISTER", "Alice A", "alice", date]), ok, "{profile:?}: REGISTER");
+    assert_eq!(request(a, &["REGISTER", "Alice A", "alice", date]), one, "{profile:?}: alias in use");
+    assert_eq!(request(a, &["REGISTER", "Bob B", "bob", date]), ok, "{profile:?}: REGISTER bob");
 
     let (la, lb) = (PushListener::bind(), PushListener::bind());
-    assert_eq!(request(a, &["CONNECT", "alice", &la.port_field()]), ok, "{profile}: CONNECT");
-    assert_eq!(request(a, &["CONNECT", "bob", &lb.port_field()]), ok, "{profile}: CONNECT bob");
-    assert_eq!(request(a, &["CONNECT", "alice", &la.port_field()]), two, "{profile}: already connected");
+    assert_eq!(request(a, &["CONNECT", "alice", &la.port_field()]), ok, "{profile:?}: CONNECT");
+    assert_eq!(request(a, &["CONNECT", "bob", &lb.port_field()]), ok, "{profile:?}: CONNECT bob");
+    assert_eq!(request(a, &["CONNECT", "alice", &la.port_field()]), two, "{profile:?}: already connected");
 
     // The whole reply, then the server's close: nothing more that a client reading exact bytes would misread.
-    assert_eq!(request(a, &["SEND", "alice", "bob", "hello bob"]), want.send_first, "{profile}: SEND");
-    assert_eq!(lb.next(), want.message, "{profile}: message push");
-    assert_eq!(la.next(), ACK_1, "{profile}: acknowledgement push");
-    assert_eq!(request(a, &["SEND", "alice", "nobody", "hi"]), want.send_unknown, "{profile}: unknown recipient");
+    assert_eq!(request(a, &["SEND", "alice", "bob", "hello bob"]), want.send_first, "{profile:?}: SEND");
+    assert_eq!(lb.next(), want.message, "{profile:?}: message push");
+    assert_eq!(la.next(), ACK_1, "{profile:?}: acknowledgement push");
+    assert_eq!(request(a, &["SEND", "alice", "nobody", "hi"]), want.send_unknown, "{profile:?}: unknown recipient");
 
-    assert_eq!(request(a, &["CONNECTEDUSERS", "alice"]), want.users, "{profile}: CONNECTEDUSERS");
+    assert_eq!(request(a, &["CONNECTEDUSERS", "alice"]), want.users, "{profile:?}: CONNECTEDUSERS");
 
-    assert_eq!(request(a, &["DISCONNECT", "bob"]), ok, "{profile}: DISCONNECT");
-    assert_eq!(request(a, &["DISCONNECT", "bob"]), two, "{profile}: not connected");
-    assert_eq!(request(a, &["CONNECTEDUSERS", "bob"]), one, "{profile}: requester not connected");
-    assert_eq!(request(a, &["UNREGISTER", "bob"]), ok, "{profile}: UNREGISTER");
-    assert_eq!(request(a, &["UNREGISTER", "bob"]), one, "{profile}: no such user");
+    assert_eq!(request(a, &["DISCONNECT", "bob"]), ok, "{profile:?}: DISCONNECT");
+    assert_eq!(request(a, &["DISCONNECT", "bob"]), two, "{profile:?}: not connected");
+    assert_eq!(request(a, &["CONNECTEDUSERS", "bob"]), one, "{profile:?}: requester not connected");
+    assert_eq!(request(a, &["UNREGISTER", "bob"]), ok, "{profile:?}: UNREGISTER");
+    assert_eq!(request(a, &["UNREGISTER", "bob"]), one, "{profile:?}: no such user");
 }
 
 #[test]
@@ -120,16 +120,16 @@ fn ascii_u32_profile_speaks_as_angelmancha_expects() {
 #[test]
 fn every_failure_code_has_its_ascii_form() {
     for profile in [Profile::Ascii, Profile::AsciiU32] {
-        let srv = start(Config { profile, ..Config::localhost() });
+        let srv = start(Config { profile, ..Config::default() });
         let a = srv.addr();
         // CONNECT's generic failure is 3: a port that is not a number.
-        assert_eq!(request(a, &["CONNECT", "alice", "x"]), b"3\x00", "{profile}");
-        assert_eq!(request(a, &["REGISTER", "n", "alice", "d"]), b"0\x00", "{profile}");
-        assert_eq!(request(a, &["CONNECT", "alice", "x"]), b"3\x00", "{profile}");
-        assert_eq!(request(a, &["DISCONNECT", "nobody"]), b"1\x00", "{profile}");
+        assert_eq!(request(a, &["CONNECT", "alice", "x"]), b"3\x00", "{profile:?}");
+        assert_eq!(request(a, &["REGISTER", "n", "alice", "d"]), b"0\x00", "{profile:?}");
+        assert_eq!(request(a, &["CONNECT", "alice", "x"]), b"3\x00", "{profile:?}");
+        assert_eq!(request(a, &["DISCONNECT", "nobody"]), b"1\x00", "{profile:?}");
     }
     // ascii-u32: a refused SEND (sender not connected, 2) still carries its 4 bytes, all zero.
-    let srv = start(Config { profile: Profile::AsciiU32, ..Config::localhost() });
+    let srv = start(Config { profile: Profile::AsciiU32, ..Config::default() });
     let a = srv.addr();
     assert_eq!(request(a, &["REGISTER", "n", "alice", "d"]), b"0\x00");
     assert_eq!(request(a, &["SEND", "alice", "alice", "hi"]), b"2\x00\x00\x00\x00\x00");
@@ -137,7 +137,7 @@ fn every_failure_code_has_its_ascii_form() {
 
 #[test]
 fn ascii_u32_ids_are_big_endian() {
-    let srv = start(Config { profile: Profile::AsciiU32, ..Config::localhost() });
+    let srv = start(Config { profile: Profile::AsciiU32, ..Config::default() });
     let a = srv.addr();
     assert_eq!(request(a, &["REGISTER", "n", "alice", "d"]), b"0\x00");
     let l = PushListener::bind();
@@ -153,7 +153,7 @@ fn ascii_u32_ids_are_big_endian() {
 
 #[test]
 fn a_message_stored_for_an_offline_molinalg_user_is_flushed_as_receive_mess() {
-    let srv = start(Config { profile: Profile::Ascii, ..Config::localhost() });
+    let srv = start(Config { profile: Profile::Ascii, ..Config::default() });
     let a = srv.addr();
     for alias in ["alice", "bob"] {
         assert_eq!(request(a, &["REGISTER", alias, alias, "01-01-1970"]), b"0\x00");
@@ -173,7 +173,7 @@ fn a_message_stored_for_an_offline_molinalg_user_is_flushed_as_receive_mess() {
 /// sunniAngela's client: `REGISTER`, the user name, then it waits for the status (docs/protocol.md appendix A).
 #[test]
 fn a_one_field_register_is_accepted_after_the_wait() {
-    let srv = start(Config { accept_short_register: true, ..Config::localhost() });
+    let srv = start(Config { accept_short_register: true, ..Config::default() });
     let a = srv.addr();
     let started = Instant::now();
     let mut stream = connect_from(None, a);
@@ -198,7 +198,7 @@ fn a_one_field_register_is_accepted_after_the_wait() {
 
 #[test]
 fn with_the_option_a_full_register_is_still_read_whole() {
-    let srv = start(Config { accept_short_register: true, ..Config::localhost() });
+    let srv = start(Config { accept_short_register: true, ..Config::default() });
     let a = srv.addr();
     // Field by field, as carlosiborra's client sends it.
     assert_eq!(request(a, &["REGISTER", "Carlos I", "carlos", "01/02/2000"]), b"\x00");
@@ -229,7 +229,7 @@ fn with_the_option_a_full_register_is_still_read_whole() {
 #[test]
 fn without_the_option_a_one_field_register_is_an_incomplete_request() {
     let timeout = Duration::from_secs(1);
-    let srv = start(Config { request_timeout: timeout, ..Config::localhost() });
+    let srv = start(Config { request_timeout: timeout, ..Config::default() });
     let mut stream = connect_from(None, srv.addr());
     write_fields(&mut stream, &["REGISTER", "sunni"]);
     // Closed at the idle timeout, without a reply and without registering anybody (docs/protocol.md 2.4).
@@ -239,7 +239,7 @@ fn without_the_option_a_one_field_register_is_an_incomplete_request() {
 
 #[test]
 fn a_one_field_register_that_closes_is_not_registered() {
-    let srv = start(Config { accept_short_register: true, ..Config::localhost() });
+    let srv = start(Config { accept_short_register: true, ..Config::default() });
     let mut stream = connect_from(None, srv.addr());
     write_fields(&mut stream, &["REGISTER", "gone"]);
     stream.shutdown(std::net::Shutdown::Write).expect("half-close");

@@ -42,7 +42,7 @@ fn read(board: SocketAddr) -> String {
 
 #[test]
 fn post_and_read_the_last_message() {
-    let (_srv, board) = start(Config::localhost());
+    let (_srv, board) = start(Config::default());
     assert_eq!(read(board), EMPTY_BOARD);
     assert_eq!(post(board, b"hello board"), b"", "a post is not answered");
     assert_eq!(read(board), "hello board");
@@ -56,7 +56,7 @@ fn post_and_read_the_last_message() {
 
 #[test]
 fn the_limit_is_150_characters_not_bytes() {
-    let (_srv, board) = start(Config::localhost());
+    let (_srv, board) = start(Config::default());
     let widest = "✓".repeat(MAX_CHARS); // 450 bytes
     post(board, widest.as_bytes());
     assert_eq!(read(board), widest);
@@ -78,7 +78,7 @@ fn the_limit_is_150_characters_not_bytes() {
 
 #[test]
 fn a_message_is_everything_after_the_request_line() {
-    let (_srv, board) = start(Config::localhost());
+    let (_srv, board) = start(Config::default());
     post(board, b"two\nlines");
     assert_eq!(read(board), "two\nlines");
     post(board, b"d\n");
@@ -87,7 +87,7 @@ fn a_message_is_everything_after_the_request_line() {
 
 #[test]
 fn bad_requests_change_nothing() {
-    let (_srv, board) = start(Config::localhost());
+    let (_srv, board) = start(Config::default());
     post(board, b"kept");
     let bad: [&[u8]; 5] = [b"x\nhello", b"upload\nhello", b"U\nhello", b"\xff\xfe\n", b"u\ninvalid \xff utf-8"];
     for bytes in bad {
@@ -106,7 +106,7 @@ fn bad_requests_change_nothing() {
 
 #[test]
 fn a_post_whose_end_never_comes_is_not_stored_and_does_not_block_others() {
-    let (_srv, board) = start(Config { request_timeout: Duration::from_secs(1), ..Config::localhost() });
+    let (_srv, board) = start(Config { request_timeout: Duration::from_secs(1), ..Config::default() });
     post(board, b"before");
     // The original ends a post by closing; this one never does.
     let mut stalled = connect_from(None, board);
@@ -122,7 +122,7 @@ fn a_post_whose_end_never_comes_is_not_stored_and_does_not_block_others() {
 fn concurrent_posts_and_reads_see_only_whole_messages() {
     const WRITERS: usize = 4;
     const POSTS: usize = 10;
-    let (_srv, board) = start(Config::localhost());
+    let (_srv, board) = start(Config::default());
     let writers: Vec<_> = (0..WRITERS)
         .map(|w| {
             thread::spawn(move || {
@@ -147,7 +147,7 @@ fn concurrent_posts_and_reads_see_only_whole_messages() {
 
 #[test]
 fn the_board_stops_with_the_server() {
-    let (srv, board) = start(Config::localhost());
+    let (srv, board) = start(Config::default());
     post(board, b"bye");
     srv.shutdown();
     assert!(TcpStream::connect_timeout(&board, Duration::from_secs(1)).is_err(), "still listening after the stop");
@@ -155,7 +155,7 @@ fn the_board_stops_with_the_server() {
 
 #[test]
 fn no_board_unless_asked() {
-    let srv = Server::bind(Config::localhost()).and_then(Server::spawn).expect("server starts");
+    let srv = Server::bind(Config::default()).and_then(Server::spawn).expect("server starts");
     assert_eq!(srv.ttweet_addr(), None);
 }
 

@@ -21,7 +21,7 @@ pub const OTHER_HOST: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 2);
 
 /// Starts a server with the default configuration on 127.0.0.1 and an ephemeral port.
 pub fn start() -> ServerHandle {
-    start_with(Config::localhost())
+    start_with(Config::default())
 }
 
 /// Starts a server with `config`.

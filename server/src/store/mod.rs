@@ -31,7 +31,7 @@ use protocol::{ConnectStatus, DisconnectStatus, RegisterStatus, SendReply, Unreg
 pub use claims::{Delivered, Ticket};
 pub use recovery::{ReplayError, RestoredUser, POP_UNCHECKED};
 pub use registry::{SnapshotSink, Steps};
-pub use user::{Entry, Job, UserState, UserView, GRACE_PERIOD, SNAPSHOT_ITEM_COST};
+pub use user::{Entry, Job, UserState, UserView, GRACE_PERIOD, GRACE_RETRY, SNAPSHOT_ITEM_COST};
 
 use registry::{Registry, Undo};
 use user::{Link, User};

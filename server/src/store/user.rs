@@ -7,6 +7,8 @@ use std::time::{Duration, Instant};
 
 /// After a CONNECT reply, a refused push to that listener is retried during this long (docs/protocol.md 5.4).
 pub const GRACE_PERIOD: Duration = Duration::from_secs(2);
+/// Pause between retries of a refused push during the grace period (5.4 asks for 100–200 ms).
+pub const GRACE_RETRY: Duration = Duration::from_millis(150);
 
 /// One pending push for a user: a message addressed to it, or an acknowledgement owed to it.
 #[derive(Debug, Clone, PartialEq, Eq)]
