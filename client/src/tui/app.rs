@@ -98,6 +98,9 @@ pub struct App {
     pub force_quit: bool,
     /// The history changed since it was last saved.
     pub history_dirty: bool,
+    /// Whose history was shown before a CONNECT switched to the history of its alias: shown again if the
+    /// CONNECT fails (a mistyped alias should not hide the conversations).
+    owner_before_connect: Option<String>,
     now: Instant,
     wall: i64,
     next_local: u64,
@@ -128,6 +131,7 @@ impl App {
             stopped: false,
             force_quit: false,
             history_dirty: false,
+            owner_before_connect: None,
             now,
             wall,
             next_local: 1,
@@ -189,12 +193,17 @@ impl App {
         self.effects.push(Effect::Job(job));
     }
 
+    /// Shows `text` on the status line for [`NOTICE_TTL`].
+    pub fn notify(&mut self, text: impl Into<String>, error: bool) {
+        self.notice = Some(Notice { text: text.into(), error, until: self.now + NOTICE_TTL });
+    }
+
     fn info(&mut self, text: impl Into<String>) {
-        self.notice = Some(Notice { text: text.into(), error: false, until: self.now + NOTICE_TTL });
+        self.notify(text, false);
     }
 
     fn error(&mut self, text: impl Into<String>) {
-        self.notice = Some(Notice { text: text.into(), error: true, until: self.now + NOTICE_TTL });
+        self.notify(text, true);
     }
 
     fn request_quit(&mut self, why: Quit) {
@@ -413,7 +422,12 @@ impl App {
 
     fn on_net(&mut self, net: Net) {
         match net {
-            Net::Connecting { alias } => self.switch_owner(&alias),
+            Net::Connecting { alias } => {
+                if self.owner.as_deref() != Some(alias.as_str()) {
+                    self.owner_before_connect = self.owner.clone();
+                }
+                self.switch_owner(&alias);
+            }
             Net::Done { op, alias, ok, line } => self.on_done(op, alias, ok, line),
             Net::Sent { local, result } => self.on_sent(local, result),
             Net::Users(users) => {
@@ -464,12 +478,21 @@ impl App {
         match op {
             Op::Register if ok => {
                 self.me = Some(alias.clone());
-                self.switch_owner(&alias);
+                // While connected, pushes keep coming for the connected alias: keep saving into its history.
+                if !self.connected {
+                    self.switch_owner(&alias);
+                }
             }
             Op::Connect if ok => {
                 self.me = Some(alias);
                 self.connected = true;
+                self.owner_before_connect = None;
                 self.refresh_users();
+            }
+            Op::Connect => {
+                if let Some(previous) = self.owner_before_connect.take() {
+                    self.switch_owner(&previous);
+                }
             }
             Op::Disconnect if self.me.as_ref() == Some(&alias) => {
                 // The listener is closed whatever the reply.
@@ -625,6 +648,27 @@ mod tests {
         assert!(a.connected);
         assert_eq!(a.take_effects(), [Effect::Job(Job::Users { alias: "alice".into() })]);
         assert_eq!(a.notice.as_ref().map(|n| (n.text.as_str(), n.error)), Some(("CONNECT OK", false)));
+    }
+
+    #[test]
+    fn a_failed_connect_shows_the_previous_history_again() {
+        let mut a = app();
+        a.update(Event::HistoryLoaded { alias: "alice".into(), conversations: BTreeMap::new(), note: None });
+        a.update(Event::Net(Net::Connecting { alias: "alcie".into() }));
+        assert_eq!(a.take_effects(), [Effect::LoadHistory("alcie".into())]);
+        a.update(Event::HistoryLoaded { alias: "alcie".into(), conversations: BTreeMap::new(), note: None });
+        a.update(done(Op::Connect, "alcie", false, "CONNECT FAIL, USER DOES NOT EXIST"));
+        assert_eq!(a.take_effects(), [Effect::LoadHistory("alice".into())]);
+        assert!(a.notice.as_ref().is_some_and(|n| n.error));
+    }
+
+    #[test]
+    fn registering_another_alias_while_connected_keeps_the_connected_history() {
+        let mut a = alice_talking_to_bob();
+        a.update(Event::HistoryLoaded { alias: "alice".into(), conversations: BTreeMap::new(), note: None });
+        a.update(done(Op::Register, "carol", true, "REGISTER OK"));
+        assert_eq!(a.me.as_deref(), Some("carol"));
+        assert!(a.take_effects().is_empty());
     }
 
     #[test]

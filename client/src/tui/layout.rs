@@ -166,7 +166,7 @@ pub fn message_segments(m: &Message, theme: Theme) -> Vec<(String, Style)> {
     let who = if m.is_ours() { theme.me() } else { theme.peer() };
     let mut out = vec![
         (format!("{} ", clock(m.at)), theme.time()),
-        (m.from.clone(), who),
+        (printable(&m.from), who),
         (": ".to_owned(), Style::default()),
         (printable(&m.text), Style::default()),
     ];

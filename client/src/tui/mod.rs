@@ -151,10 +151,7 @@ fn ui_loop(
     let mut app = App::new(server, theme, (size.width, size.height), Instant::now(), worker::unix_now());
     if let Some(alias) = history.last_user() {
         load_history(&mut app, history, &alias);
-        app.update(Event::Log(format!("history of {alias} shown: /connect {alias} to go online")));
-        if let Some(n) = &mut app.notice {
-            n.error = false;
-        }
+        app.notify(format!("history of {alias} shown: /connect {alias} to go online"), false);
     }
     let mut quit_started = None;
     loop {
