@@ -73,7 +73,12 @@ impl History {
     /// The conversations of `alias`; an absent file is an empty history. Lines that cannot be read are skipped
     /// (and counted in the second value), so one damaged line does not cost the rest.
     pub fn load(&self, alias: &str) -> io::Result<(BTreeMap<String, Conversation>, usize)> {
-        let text = match fs::read(self.file(alias)) {
+        let path = self.file(alias);
+        // Our files never exceed the bound; a much larger one is not ours, and is not read into memory.
+        if fs::metadata(&path).is_ok_and(|m| m.len() > 4 * MAX_HISTORY_BYTES as u64) {
+            return Err(io::Error::new(io::ErrorKind::InvalidData, "far larger than a history file can be"));
+        }
+        let text = match fs::read(&path) {
             Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok((BTreeMap::new(), 0)),
             Err(e) => return Err(e),
@@ -287,6 +292,8 @@ mod tests {
         assert_eq!((convs["bob"].messages.len(), bad), (1, 2));
         fs::write(h.file("b"), "something else\n").unwrap();
         assert!(h.load("b").is_err());
+        fs::write(h.file("c"), vec![b'x'; 4 * MAX_HISTORY_BYTES + 1]).unwrap();
+        assert!(h.load("c").is_err());
         fs::remove_dir_all(dir).unwrap();
     }
 }

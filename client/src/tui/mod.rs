@@ -67,6 +67,9 @@ pub const QUIT_TIMEOUT: Duration = Duration::from_secs(15);
 /// How long the input thread waits for a key before checking whether the session is over.
 const INPUT_POLL: Duration = Duration::from_millis(100);
 
+/// Exit status after a panic (the status Rust gives a program whose main thread panicked).
+const PANIC_EXIT_CODE: i32 = 101;
+
 /// Exit status after a second signal (the shell's convention for "killed by SIGINT").
 const FORCED_EXIT_CODE: i32 = 130;
 
@@ -253,11 +256,15 @@ impl Drop for TerminalGuard {
 }
 
 /// Raw mode, the alternate screen and mouse reports; a panic hook that undoes them before the panic message.
+///
+/// A panic on any thread ends the program: once the terminal is restored for the message, the UI loop could
+/// only draw over the shell. The history is already on disk (it is saved after every change).
 fn enter_terminal() -> io::Result<TerminalGuard> {
     let previous = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
         restore_terminal();
         previous(info);
+        std::process::exit(PANIC_EXIT_CODE);
     }));
     TERMINAL_ACTIVE.store(true, Ordering::SeqCst);
     terminal::enable_raw_mode()?;
@@ -365,5 +372,36 @@ impl Write for LogPipe {
 
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_output_becomes_one_event_per_line() {
+        let (tx, rx) = bounded(8);
+        let mut pipe = LogPipe { events: tx, pending: Vec::new() };
+        pipe.write_all(b"warning: one\nwarning: tw").unwrap();
+        pipe.write_all(b"o\n").unwrap();
+        let lines: Vec<String> = rx
+            .try_iter()
+            .map(|e| match e {
+                Event::Log(l) => l,
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(lines, ["warning: one", "warning: two"]);
+    }
+
+    #[test]
+    fn a_full_queue_drops_log_lines_instead_of_blocking() {
+        let (tx, rx) = bounded(1);
+        let mut pipe = LogPipe { events: tx, pending: Vec::new() };
+        pipe.write_all(b"a\nb\nc\n").unwrap();
+        assert_eq!(rx.len(), 1);
+        pipe.write_all(&[b'x'; MAX_LOG_LINE * 2]).unwrap();
+        assert!(pipe.pending.len() <= MAX_LOG_LINE);
     }
 }

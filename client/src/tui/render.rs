@@ -317,6 +317,30 @@ mod tests {
     }
 
     #[test]
+    fn no_color_means_no_colour_but_marks_and_bold_stay() {
+        use ratatui::style::Color;
+        let colours = |color: bool| {
+            let mut a = alice((80, 24));
+            a.theme = Theme { color };
+            send(&mut a, "/open bob");
+            send(&mut a, "hi");
+            a.update(Event::Net(Net::Sent { local: 1, result: Ok((1, "hi".into())) }));
+            let mut terminal = Terminal::new(TestBackend::new(80, 24)).unwrap();
+            terminal.draw(|f| render(&a, f)).unwrap();
+            let buffer = terminal.backend().buffer().clone();
+            let cells: Vec<_> = buffer.content().to_vec();
+            let coloured = cells.iter().filter(|c| c.fg != Color::Reset || c.bg != Color::Reset).count();
+            let bold = cells.iter().filter(|c| c.modifier.contains(Modifier::BOLD)).count();
+            let text: String = cells.iter().map(|c| c.symbol()).collect();
+            (coloured, bold, text.contains("hi ✓"))
+        };
+        let (coloured, bold, mark) = colours(false);
+        assert_eq!(coloured, 0);
+        assert!(bold > 0 && mark);
+        assert!(colours(true).0 > 0);
+    }
+
+    #[test]
     fn history_messages_show_their_state() {
         let mut a = alice((80, 24));
         send(&mut a, "/open bob");
