@@ -278,3 +278,18 @@ fn two_tuis_talk_see_delivery_marks_get_offline_messages_and_keep_history() {
         String::from_utf8_lossy(&tmux.run(&["capture-pane", "-p", "-S", "-", "-t", "alice"]).stdout).into_owned();
     assert!(last.contains("error: lost the server") && !last.contains("┌ Contacts"), "{last}");
 }
+
+#[test]
+fn without_a_terminal_the_tui_refuses_to_start_and_says_why() {
+    let srv = Server::bind(Config::localhost()).and_then(Server::spawn).expect("start a server");
+    let addr = srv.addr();
+    let out = Command::new(env!("CARGO_BIN_EXE_client"))
+        .args(["-s", &addr.ip().to_string(), "-p", &addr.port().to_string(), "--tui"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run the client");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--tui needs a terminal"), "{err}");
+    assert!(out.stdout.is_empty(), "nothing drawn: {:?}", String::from_utf8_lossy(&out.stdout));
+}

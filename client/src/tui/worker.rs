@@ -153,7 +153,7 @@ impl Worker {
     fn disconnect(&mut self, alias: String) {
         let reply = self.call(Request::Disconnect { alias: alias.clone() });
         if self.listener.as_ref().is_some_and(|(a, _)| *a == alias) {
-            // Whatever the reply (PROTOCOL 8.2 as summarised in docs/protocol.md): the listener goes.
+            // Whatever the reply, as the shell does (sender.rs): after a DISCONNECT the listener goes.
             self.close_listener();
         }
         self.done(Op::Disconnect, alias, reply, |r| {
