@@ -152,6 +152,12 @@ impl App {
         match event {
             Event::Key(key) => self.on_key(key),
             Event::Mouse(mouse) => self.on_mouse(mouse),
+            Event::Paste(text) if self.quit.is_none() => {
+                for c in text.chars() {
+                    self.editor.insert(if c.is_control() { ' ' } else { c });
+                }
+            }
+            Event::Paste(_) => {}
             Event::Resize(w, h) => {
                 self.size = (w, h);
                 self.clamp_scroll();
@@ -803,6 +809,14 @@ mod tests {
         a.update(key(KeyCode::PageDown));
         a.update(key(KeyCode::PageDown));
         assert_eq!(a.scroll, 0);
+    }
+
+    #[test]
+    fn a_paste_is_one_line_of_input() {
+        let mut a = alice_talking_to_bob();
+        a.update(Event::Paste("first line\nsecond\tline".into()));
+        assert_eq!(a.editor.text(), "first line second line");
+        assert!(jobs(&mut a).is_empty(), "nothing sent before Enter");
     }
 
     #[test]

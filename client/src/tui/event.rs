@@ -14,6 +14,9 @@ use super::conversation::Conversation;
 pub enum Event {
     Key(KeyEvent),
     Mouse(MouseEvent),
+    /// Text pasted into the terminal (bracketed paste): typed into the input line as one piece, line breaks
+    /// included as spaces, so a pasted paragraph is not sent line by line.
+    Paste(String),
     /// The terminal's new size, columns and rows.
     Resize(u16, u16),
     /// Time passes: the monotonic clock for timers and the wall clock (Unix seconds) for message times.

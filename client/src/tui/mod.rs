@@ -36,7 +36,7 @@ use std::time::{Duration, Instant};
 
 use client::listener::PushSource;
 use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender, TrySendError};
-use crossterm::event::{DisableMouseCapture, EnableMouseCapture};
+use crossterm::event::{DisableBracketedPaste, DisableMouseCapture, EnableBracketedPaste, EnableMouseCapture};
 use crossterm::terminal::{self, EnterAlternateScreen, LeaveAlternateScreen};
 use ratatui::backend::CrosstermBackend;
 use ratatui::Terminal;
@@ -255,7 +255,7 @@ impl Drop for TerminalGuard {
     }
 }
 
-/// Raw mode, the alternate screen and mouse reports; a panic hook that undoes them before the panic message.
+/// Raw mode, the alternate screen, mouse reports and bracketed paste; a panic hook that undoes them before the panic message.
 ///
 /// A panic on any thread ends the program: once the terminal is restored for the message, the UI loop could
 /// only draw over the shell. The history is already on disk (it is saved after every change).
@@ -268,7 +268,7 @@ fn enter_terminal() -> io::Result<TerminalGuard> {
     }));
     TERMINAL_ACTIVE.store(true, Ordering::SeqCst);
     terminal::enable_raw_mode()?;
-    crossterm::execute!(io::stdout(), EnterAlternateScreen, EnableMouseCapture)?;
+    crossterm::execute!(io::stdout(), EnterAlternateScreen, EnableMouseCapture, EnableBracketedPaste)?;
     Ok(TerminalGuard)
 }
 
@@ -277,7 +277,13 @@ fn enter_terminal() -> io::Result<TerminalGuard> {
 pub fn restore_terminal() {
     if TERMINAL_ACTIVE.swap(false, Ordering::SeqCst) {
         let mut out = io::stdout();
-        let _ = crossterm::execute!(out, DisableMouseCapture, LeaveAlternateScreen, crossterm::cursor::Show);
+        let _ = crossterm::execute!(
+            out,
+            DisableBracketedPaste,
+            DisableMouseCapture,
+            LeaveAlternateScreen,
+            crossterm::cursor::Show
+        );
         let _ = terminal::disable_raw_mode();
         let _ = out.flush();
     }
@@ -300,6 +306,7 @@ fn spawn_input(events: Sender<Event>, stop: Arc<AtomicBool>) -> io::Result<()> {
             let event = match event {
                 TermEvent::Key(k) => Event::Key(k),
                 TermEvent::Mouse(m) => Event::Mouse(m),
+                TermEvent::Paste(text) => Event::Paste(text),
                 TermEvent::Resize(w, h) => Event::Resize(w, h),
                 _ => continue,
             };
