@@ -575,7 +575,7 @@ mod tests {
 
     fn app() -> App {
         let now = Instant::now();
-        App::new("127.0.0.1:9".into(), Theme { color: false }, (80, 24), now, 3600)
+        App::new("127.0.0.1:9".into(), Theme { color: false, utc_offset: 0 }, (80, 24), now, 3600)
     }
 
     fn key(code: KeyCode) -> Event {

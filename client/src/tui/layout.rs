@@ -121,10 +121,13 @@ fn to_line(chars: Vec<(char, Style)>) -> Line<'static> {
     Line::from(spans)
 }
 
-/// Styles, with or without colour (`NO_COLOR`, https://no-color.org: no colour, but bold and reverse stay).
+/// How things look: styles, with or without colour (`NO_COLOR`, https://no-color.org: no colour, but bold and
+/// reverse stay), and the time zone of message times.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Theme {
     pub color: bool,
+    /// Seconds to add to UTC for local time (taken once at start).
+    pub utc_offset: i64,
 }
 
 impl Theme {
@@ -165,7 +168,7 @@ impl Theme {
 pub fn message_segments(m: &Message, theme: Theme) -> Vec<(String, Style)> {
     let who = if m.is_ours() { theme.me() } else { theme.peer() };
     let mut out = vec![
-        (format!("{} ", clock(m.at)), theme.time()),
+        (format!("{} ", clock(m.at.saturating_add(theme.utc_offset))), theme.time()),
         (printable(&m.from), who),
         (": ".to_owned(), Style::default()),
         (printable(&m.text), Style::default()),
@@ -203,7 +206,7 @@ pub fn contacts_offset(selected: Option<usize>, height: usize) -> usize {
     }
 }
 
-/// `HH:MM` of a Unix time, in UTC (the client carries no time-zone database).
+/// `HH:MM` of a Unix time (add the local offset first for local time).
 pub fn clock(unix_secs: i64) -> String {
     let day = unix_secs.rem_euclid(86_400);
     format!("{:02}:{:02}", day / 3600, (day / 60) % 60)
@@ -237,6 +240,14 @@ mod tests {
         assert_eq!(a.conversation, Rect::new(CONTACTS_WIDTH, 0, 80 - CONTACTS_WIDTH, 20));
         assert_eq!(a.input, Rect::new(0, 20, 80, 3));
         assert_eq!(a.status, Rect::new(0, 23, 80, 1));
+    }
+
+    #[test]
+    fn message_times_are_shifted_to_local_time() {
+        let m = Message { at: 0, from: "bob".into(), text: "hi".into(), status: Status::Received(1), local: 0 };
+        let line = |utc_offset| wrap(&message_segments(&m, Theme { color: false, utc_offset }), 80, 6)[0].to_string();
+        assert_eq!(line(0), "00:00 bob: hi");
+        assert_eq!(line(-90 * 60), "22:30 bob: hi");
     }
 
     #[test]

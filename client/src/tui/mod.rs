@@ -150,7 +150,10 @@ fn ui_loop(
     let backend = CrosstermBackend::new(io::stdout());
     let mut terminal = Terminal::new(backend)?;
     let size = terminal.size()?;
-    let theme = Theme { color: std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) };
+    let theme = Theme {
+        color: std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
+        utc_offset: i64::from(chrono::Local::now().offset().local_minus_utc()),
+    };
     let mut app = App::new(server, theme, (size.width, size.height), Instant::now(), worker::unix_now());
     if let Some(alias) = history.last_user() {
         load_history(&mut app, history, &alias);

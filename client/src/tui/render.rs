@@ -224,7 +224,8 @@ mod tests {
 
     fn alice(size: (u16, u16)) -> App {
         // 10:30 UTC on 1 January 1970.
-        let mut a = App::new("127.0.0.1:8080".into(), Theme { color: false }, size, Instant::now(), 37_800);
+        let mut a =
+            App::new("127.0.0.1:8080".into(), Theme { color: false, utc_offset: 0 }, size, Instant::now(), 37_800);
         let done = |op, line: &str| Event::Net(Net::Done { op, alias: "alice".into(), ok: true, line: line.into() });
         a.update(done(Op::Register, "REGISTER OK"));
         a.update(done(Op::Connect, "CONNECT OK"));
@@ -321,7 +322,7 @@ mod tests {
         use ratatui::style::Color;
         let colours = |color: bool| {
             let mut a = alice((80, 24));
-            a.theme = Theme { color };
+            a.theme = Theme { color, utc_offset: 0 };
             send(&mut a, "/open bob");
             send(&mut a, "hi");
             a.update(Event::Net(Net::Sent { local: 1, result: Ok((1, "hi".into())) }));
