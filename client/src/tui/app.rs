@@ -438,8 +438,12 @@ impl App {
             Net::Sent { local, result } => self.on_sent(local, result),
             Net::Users(users) => {
                 self.users_in_flight = false;
-                self.online = users.into_iter().collect();
+                // An answer that arrives after a DISCONNECT is already out of date.
+                if self.connected {
+                    self.online = users.into_iter().collect();
+                }
             }
+            Net::UsersFailed => self.users_in_flight = false,
             Net::NotConnected => {
                 self.users_in_flight = false;
                 if self.connected {
@@ -689,6 +693,10 @@ mod tests {
         // One request at a time.
         a.update(Event::Tick { now: start + USERS_REFRESH * 2, wall: 0 });
         assert!(jobs(&mut a).is_empty());
+        // A failed request does not stop the refresh.
+        a.update(Event::Net(Net::UsersFailed));
+        a.update(Event::Tick { now: start + USERS_REFRESH * 3, wall: 0 });
+        assert_eq!(jobs(&mut a), [Job::Users { alias: "alice".into() }]);
         a.update(Event::Net(Net::Users(vec!["alice".into()])));
         a.update(done(Op::Disconnect, "alice", true, "DISCONNECT OK"));
         assert!(a.online.is_empty());

@@ -50,6 +50,8 @@ pub enum Net {
     Sent { local: u64, result: Result<(u32, String), String> },
     /// The users connected now.
     Users(Vec<String>),
+    /// CONNECTEDUSERS failed (generic failure or a network error, already logged): ask again at the next refresh.
+    UsersFailed,
     /// CONNECTEDUSERS answered that we are not connected (the server dropped us, e.g. after a failed push).
     NotConnected,
     /// A message pushed to us.

@@ -89,8 +89,14 @@ impl Worker {
             Job::Users { alias } => match self.call(Request::ConnectedUsers { alias }) {
                 Ok(Reply::ConnectedUsers(UsersReply::List(users))) => self.emit(Net::Users(users)),
                 Ok(Reply::ConnectedUsers(UsersReply::NotConnected)) => self.emit(Net::NotConnected),
-                Ok(_) => log::warn!("CONNECTEDUSERS failed"),
-                Err(e) => log::warn!("CONNECTEDUSERS: {e}"),
+                Ok(_) => {
+                    log::warn!("CONNECTEDUSERS failed");
+                    self.emit(Net::UsersFailed);
+                }
+                Err(e) => {
+                    log::warn!("CONNECTEDUSERS: {e}");
+                    self.emit(Net::UsersFailed);
+                }
             },
             Job::Quit => {}
         }
