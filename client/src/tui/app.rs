@@ -468,11 +468,15 @@ impl App {
                 self.refresh_users();
             }
             Net::Ack { id } => self.on_ack(id),
-            Net::ServerLost(why) => {
+            // Connected, we had a live session: it is over, and the program says so on a restored terminal.
+            // Before that, it is just a command that failed (the shell opens no connection before the first
+            // command either, so this is how a server that is down shows).
+            Net::ServerLost(why) if self.connected => {
                 if self.quit.is_none() {
                     self.request_quit(Quit::ServerLost(why));
                 }
             }
+            Net::ServerLost(why) => self.error(format!("cannot reach the {why}")),
             Net::Normalizer(state) => self.normalizer = state,
             Net::Stopped => self.stopped = true,
         }
@@ -847,6 +851,16 @@ mod tests {
         a.update(Event::Net(Net::ServerLost("refused".into())));
         assert_eq!(a.quit, Some(Quit::ServerLost("refused".into())));
         assert_eq!(jobs(&mut a), [Job::Quit]);
+    }
+
+    #[test]
+    fn an_unreachable_server_before_connecting_is_only_an_error() {
+        let mut a = app();
+        type_line(&mut a, "/register alice");
+        a.take_effects();
+        a.update(Event::Net(Net::ServerLost("server 127.0.0.1:9: cannot connect: refused".into())));
+        assert_eq!(a.quit, None);
+        assert!(a.notice.as_ref().is_some_and(|n| n.error && n.text.contains("cannot connect")));
     }
 
     #[test]

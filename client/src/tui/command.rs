@@ -1,6 +1,6 @@
 //! What a line typed in the input box means: a `/command`, or a message for the open conversation.
 //!
-//! The slash commands map onto the operations of the shell (docs/protocol.md, "Shape of a conversation"), with
+//! The slash commands map onto the operations of the shell (docs/protocol.md, sections 4 and 8), with
 //! the TUI's own argument order for REGISTER: the full name is several words and the date, optional, comes last.
 
 use crate::shell::DEFAULT_BIRTH_DATE;

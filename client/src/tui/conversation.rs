@@ -6,7 +6,7 @@ use std::collections::VecDeque;
 /// ([`super::history::MAX_HISTORY_BYTES`]).
 pub const MAX_MESSAGES_PER_CONVERSATION: usize = 1000;
 
-/// Where one of our messages stands (docs/protocol.md, "Semantics in brief": a SEND reply carries the id, the
+/// Where one of our messages stands (docs/protocol.md, sections 4.5 and 5.2: a SEND reply carries the id, the
 /// acknowledgement for that id comes once the message was pushed to its recipient).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Status {

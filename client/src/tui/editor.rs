@@ -6,7 +6,7 @@ use std::collections::VecDeque;
 use unicode_width::UnicodeWidthChar;
 
 /// Longest input line, in characters; typing beyond it is ignored. A message is at most 255 bytes once
-/// normalized (docs/protocol.md, "Limits and timeouts"), so nothing useful is longer.
+/// normalized (docs/protocol.md, section 2.3), so nothing useful is longer.
 pub const MAX_INPUT_CHARS: usize = 1024;
 
 /// Lines remembered for Up/Down.

@@ -44,7 +44,7 @@ pub enum Net {
     /// A CONNECT for `alias` is about to be sent: pushes for that alias may follow at once.
     Connecting { alias: String },
     /// The result of REGISTER, UNREGISTER, CONNECT or DISCONNECT for `alias`, with the shell's result line
-    /// (docs/protocol.md, "Shape of a conversation", for the status codes behind it).
+    /// (docs/protocol.md, section 8, "Client: output lines", for the status codes behind it).
     Done { op: Op, alias: String, ok: bool, line: String },
     /// The result of our message number `local`: its id and the text as normalized and sent, or why not.
     Sent { local: u64, result: Result<(u32, String), String> },

@@ -184,7 +184,7 @@ pub fn message_segments(m: &Message, theme: Theme) -> Vec<(String, Style)> {
 }
 
 /// Text from the network made safe to draw: control characters (escape sequences, line breaks) become U+FFFD,
-/// as the shell does (docs/protocol.md, choice 10: control characters in received text).
+/// as the shell does (docs/protocol.md, section 9, item 10).
 pub fn printable(text: &str) -> String {
     crate::format::printable(text)
 }

@@ -2,7 +2,7 @@
 //! structured [`Net`] events to the UI loop instead of printing lines.
 //!
 //! The sender thread runs one [`Job`] at a time against the server (one request per connection, every step
-//! bounded: docs/protocol.md, "Limits and timeouts") and owns the listener while a user is connected. The
+//! bounded: docs/protocol.md, section 2.3) and owns the listener while a user is connected. The
 //! listener's accept loop is the receiver thread; it turns each push into a [`Net::Message`] or [`Net::Ack`].
 //! Which user we are lives in the UI's state; this thread only remembers which alias its listener serves.
 
@@ -127,7 +127,7 @@ impl Worker {
 
     fn connect_new(&mut self, alias: String) {
         // The listener accepts before CONNECT is sent: the server may push right after its reply
-        // (docs/protocol.md, "Semantics in brief").
+        // (docs/protocol.md, section 8, "Client: the push listener").
         let events = self.events.clone();
         let listener = PushListener::bind().and_then(|l| {
             l.spawn(self.push_source, move |push| {
