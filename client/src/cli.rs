@@ -1,5 +1,7 @@
 //! Command-line flags (README.md, and docs/protocol.md, section "Client").
 
+use std::path::PathBuf;
+
 use clap::Parser;
 use client::listener::PushSource;
 
@@ -48,6 +50,15 @@ pub struct Args {
     /// only result lines and messages).
     #[arg(long)]
     pub prompt: bool,
+
+    /// Run the full-screen terminal messenger instead of the line shell (keys and commands: docs/tui.md).
+    #[arg(long)]
+    pub tui: bool,
+
+    /// Where the TUI keeps each user's conversations [default: the platform's data directory, e.g.
+    /// ~/.local/share/msgclient on Linux].
+    #[arg(long, env = "MSG_HISTORY_DIR", value_name = "DIR")]
+    pub history_dir: Option<PathBuf>,
 }
 
 #[cfg(test)]
@@ -84,6 +95,10 @@ mod tests {
         let a = Args::try_parse_from(["client", "-s", "h", "-p", "1", "--accept-pushes-from", "10.0.0.1"]).unwrap();
         assert_eq!(a.accept_pushes_from, Some(PushSource::Only("10.0.0.1".parse().unwrap())));
         assert!(Args::try_parse_from(["client", "-s", "h", "-p", "1", "--accept-pushes-from", "x"]).is_err());
+        assert!(!a.tui && a.history_dir.is_none());
+        let a = Args::try_parse_from(["client", "-s", "h", "-p", "1", "--tui", "--history-dir", "/tmp/h"]).unwrap();
+        assert!(a.tui);
+        assert_eq!(a.history_dir, Some(PathBuf::from("/tmp/h")));
     }
 
     #[test]

@@ -19,6 +19,7 @@ mod sender;
 mod shell;
 #[cfg(unix)]
 mod signals;
+mod tui;
 
 use std::io::{self, IsTerminal, Write};
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -42,6 +43,9 @@ const JOB_QUEUE: usize = 4;
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    if args.tui {
+        return tui::run(args);
+    }
 
     // Line editing only when a person types at a terminal that also shows the output; otherwise plain lines, so
     // that the client can be scripted (and `client | tee log` keeps every line in the log).

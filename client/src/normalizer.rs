@@ -71,6 +71,11 @@ impl Normalizer {
         Normalizer { mode, warned: false }
     }
 
+    /// Whether the default service was found unreachable and the local rule is used instead.
+    pub fn fell_back(&self) -> bool {
+        self.warned
+    }
+
     /// The normalized text, or why SEND must fail.
     pub fn normalize(&mut self, text: &str) -> Result<String, NormalizeError> {
         let (url, explicit) = match &self.mode {

@@ -337,7 +337,7 @@ impl Session {
 
 /// Why `req` cannot be sent as it is: a field that contains a NUL character or is longer than the protocol's
 /// field limit. The original servers truncate or overflow on long fields; ours would answer a failure anyway.
-fn field_problem(req: &Request) -> Option<String> {
+pub(crate) fn field_problem(req: &Request) -> Option<String> {
     let fields: &[(&'static str, &str)] = match req {
         Request::Register { full_name, alias, birth_date } => {
             &[("alias", alias), ("birth date", birth_date), ("full name", full_name)]
