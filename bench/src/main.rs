@@ -29,11 +29,8 @@ use std::time::{Duration, Instant};
 use clap::Parser;
 use protocol::{ConnectStatus, DisconnectStatus, Op, RegisterStatus, Reply, SendReply, UnregisterStatus, UsersReply};
 
-#[path = "../bench/procs.rs"]
 mod procs;
-#[path = "../bench/stats.rs"]
 mod stats;
-#[path = "../bench/wire.rs"]
 mod wire;
 
 use procs::{MemSample, Sampler, Spawned};
