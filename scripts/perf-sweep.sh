@@ -28,7 +28,7 @@ SCALE_REQUESTS=${SCALE_REQUESTS:-3000}
 FLAT_SECONDS=${FLAT_SECONDS:-60}
 
 mkdir -p "$OUT"
-cargo build --release --quiet -p server --bin server -p client --bin bench
+cargo build --release --quiet -p server -p bench
 SERVER="$ROOT/target/release/server"
 BENCH="$ROOT/target/release/bench"
 bench() { "$BENCH" --spawn-server "$SERVER" --json -q "$@"; }

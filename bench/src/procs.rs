@@ -10,6 +10,9 @@ use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
+use crate::cli::{Target, TrivialKind};
+use crate::BenchError;
+
 /// How long a started server may take to print its start-up line.
 pub const START_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a stopped server may take to exit after SIGTERM before it is killed.
@@ -46,7 +49,7 @@ impl Spawned {
         let mut spawned = Spawned { child, addr, drain: Some(drain) };
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
-            // A connection that sends nothing is silently ignored by the server (PROTOCOL.md 2.4).
+            // A connection that sends nothing is silently ignored by the server (docs/protocol.md, "Bad input").
             if std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_ok() {
                 return Ok(spawned);
             }
@@ -60,12 +63,16 @@ impl Spawned {
         }
     }
 
-    /// Starts this very program as the trivial baseline server. Its stdin is a pipe that closes when we exit,
-    /// which ends it even if we die without cleaning up.
-    pub fn trivial() -> io::Result<Spawned> {
+    /// Starts this very program as a trivial baseline server of `kind`. Its stdin is a pipe that closes when
+    /// we exit, which ends it even if we die without cleaning up.
+    pub fn trivial(kind: TrivialKind) -> io::Result<Spawned> {
         let exe = std::env::current_exe()?;
+        let kind = match kind {
+            TrivialKind::Spawn => "spawn",
+            TrivialKind::Inline => "inline",
+        };
         let mut child = Command::new(exe)
-            .args(["--serve-trivial", "127.0.0.1:0"])
+            .args(["serve-trivial", "--kind", kind, "127.0.0.1:0"])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()?;
@@ -120,6 +127,41 @@ impl Drop for Spawned {
         if matches!(self.child.try_wait(), Ok(None)) {
             self.stop_inner();
         }
+    }
+}
+
+/// The server under test: its address, the child process when the bench started it, and the pid to sample.
+pub struct Server {
+    pub addr: SocketAddr,
+    pub spawned: Option<Spawned>,
+    pub pid: Option<u32>,
+}
+
+impl Server {
+    /// Starts the server of `--spawn-server`, or checks that the one named by `--server`/`--port` answers
+    /// connections (a refused connection is reported as such, before anything else is tried).
+    pub fn start(target: &Target) -> Result<Server, BenchError> {
+        if let Some(path) = &target.spawn_server {
+            let spawned = Spawned::server(path, &target.extra_server_args())
+                .map_err(|e| BenchError::Runtime(format!("cannot start the server: {e}")))?;
+            let pid = Some(spawned.pid());
+            return Ok(Server { addr: spawned.addr, spawned: Some(spawned), pid });
+        }
+        let addr = target.running_addr()?;
+        if let Err(e) = std::net::TcpStream::connect_timeout(&addr, target.timeout()) {
+            let hint = if e.kind() == io::ErrorKind::ConnectionRefused {
+                "connection refused: is the server running? (or let the bench start one: --spawn-server PATH)"
+            } else {
+                "no answer"
+            };
+            return Err(BenchError::Runtime(format!("cannot connect to the server at {addr}: {hint} ({e})")));
+        }
+        Ok(Server { addr, spawned: None, pid: target.server_pid })
+    }
+
+    /// Stops a spawned server; returns its exit status for the report (None for a server we did not start).
+    pub fn stop(self) -> Option<String> {
+        self.spawned.map(Spawned::stop)
     }
 }
 

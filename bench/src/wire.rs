@@ -1,5 +1,4 @@
-//! The bench's side of the wire: one request per connection, the push listeners, and the trivial server of
-//! `--baseline`.
+//! The bench's side of the wire: one request per connection, the baseline's ping, and the push listeners.
 //!
 //! Everything here is lean on purpose: the bench shares the machine with the server it measures, so every
 //! syscall it saves is CPU the server gets. A request is connect, one write, the reads of its reply, close;
@@ -275,34 +274,4 @@ fn read_one(stream: &TcpStream, decoder: &Decoder, clock: Clock, timeout: Durati
         Ok(Push::Ack { id }) => Received::Ack { id },
         Err(_) => Received::Malformed,
     })
-}
-
-/// The trivial thread-per-connection server of `--baseline`: accept, read a few bytes, answer one byte, close.
-/// Runs in its own process (the bench re-executes itself with `--serve-trivial`), so that it competes for the
-/// CPU exactly as the real server does. Ends when its standard input closes, i.e. when the bench exits.
-pub fn serve_trivial(bind: SocketAddr) -> io::Result<()> {
-    let listener = TcpListener::bind(bind)?;
-    println!("listening {}", listener.local_addr()?.port());
-    io::stdout().flush()?;
-    thread::spawn(|| {
-        // EOF or error on stdin: the parent is gone.
-        let _ = io::copy(&mut io::stdin(), &mut io::sink());
-        std::process::exit(0);
-    });
-    loop {
-        match listener.accept() {
-            Ok((mut stream, _)) => {
-                let spawned = thread::Builder::new().spawn(move || {
-                    let mut buf = [0u8; 64];
-                    if matches!(stream.read(&mut buf), Ok(n) if n > 0) {
-                        let _ = stream.write_all(&[0]);
-                    }
-                });
-                if spawned.is_err() {
-                    thread::sleep(Duration::from_millis(1));
-                }
-            }
-            Err(_) => thread::sleep(Duration::from_millis(1)),
-        }
-    }
 }
