@@ -31,9 +31,10 @@ def targets(rows, title):
     if not rows:
         return
     print(f"## {title} ({len(rows)} runs; 1-min load average at start: {loads(rows)})")
-    print("| client threads | trivial server conn/s | mix req/s | ratio | mix p50 ms | mix p99 ms | trivial p99 ms "
+    print("| client threads | trivial conn/s, thread per conn | trivial conn/s, on accept thread | mix req/s "
+          "| ratio (thread per conn) | ratio (accept thread) | mix p50 ms | mix p99 ms | trivial p99 ms "
           "| server CPU µs/req | trivial CPU µs/conn | lost | duplicated |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     by_threads = {}
     for r in rows:
         for p in r["phases"]:
@@ -43,7 +44,9 @@ def targets(rows, title):
         ps = [p for _, p in items]
         print(
             f"| {threads} | {med([p.get('baseline', {}).get('conn_per_s') for p in ps]):.0f} "
+            f"| {med([p.get('baseline_inline', {}).get('conn_per_s') for p in ps]):.0f} "
             f"| {med([p['req_per_s'] for p in ps]):.0f} | {med([p.get('ratio') for p in ps]):.3f} "
+            f"| {med([p.get('ratio_inline') for p in ps]):.3f} "
             f"| {med([p['all']['p50_us'] / 1e3 for p in ps]):.2f} | {med([p['all']['p99_us'] / 1e3 for p in ps]):.2f} "
             f"| {med([p.get('baseline', {}).get('latency', {}).get('p99_us', 0) / 1e3 for p in ps]):.2f} "
             f"| {med([p.get('server_cpu_us_per_req') for p in ps]):.0f} "

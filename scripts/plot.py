@@ -158,10 +158,13 @@ def threads_chart(rows):
     c.ylabels = {0: "requests or connections per second", 1: "p99 latency (ms)"}
     c.add("mix requests/s", median_by(phases, lambda p: p["threads"], lambda p: p["req_per_s"]))
     c.add(
-        "trivial server connections/s",
+        "trivial server connections/s (thread per connection)",
         median_by(phases, lambda p: p["threads"], lambda p: p.get("baseline", {}).get("conn_per_s")),
         dashed=True,
     )
+    inline = median_by(phases, lambda p: p["threads"], lambda p: p.get("baseline_inline", {}).get("conn_per_s"))
+    if inline:
+        c.add("trivial server connections/s (answer on accept thread)", inline, dashed=True)
     c.add("mix p99", median_by(phases, lambda p: p["threads"], lambda p: p["all"]["p99_us"] / 1e3), axis=1)
     c.add(
         "40% of trivial (target)",
