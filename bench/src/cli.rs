@@ -29,6 +29,9 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Slow peers: many connections trickling endless requests from 127.0.0.2 onwards while a good client on
+    /// 127.0.0.1 runs its cycles; reports the good client's failures and latency.
+    Slowloris(crate::slowloris::SlowlorisArgs),
     /// Internal: a trivial server of `--baseline` (the bench runs it as a child process).
     #[command(hide = true)]
     ServeTrivial(ServeTrivialArgs),

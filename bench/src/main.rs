@@ -29,6 +29,8 @@ mod procs;
 mod progress;
 mod report;
 mod run;
+mod slowloris;
+mod slowloris_client;
 mod stats;
 mod verify;
 mod wire;
@@ -55,6 +57,7 @@ fn main() -> ExitCode {
         Some(Command::ServeTrivial(a)) => baseline::serve_trivial(a.kind, a.bind)
             .map(|()| true)
             .map_err(|e| BenchError::Runtime(format!("trivial server: {e}"))),
+        Some(Command::Slowloris(a)) => slowloris::run(&a),
         None => run::run(&cli.mix),
     };
     match result {

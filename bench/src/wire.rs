@@ -46,6 +46,19 @@ impl std::fmt::Display for Failure {
     }
 }
 
+impl Failure {
+    /// Whether the failure is a timeout (of the connect or of a read) rather than a refusal, reset or bad reply.
+    pub fn is_timeout(&self) -> bool {
+        match self {
+            Failure::Connect(e) | Failure::Write(e) => {
+                matches!(e.kind(), ErrorKind::TimedOut | ErrorKind::WouldBlock)
+            }
+            Failure::Reply(ReplyError::Field(protocol::FieldError::Timeout)) => true,
+            Failure::Reply(_) => false,
+        }
+    }
+}
+
 /// Opens a connection to `addr` whose reads time out after `timeout`.
 fn open(addr: SocketAddr, timeout: Duration) -> Result<TcpStream, Failure> {
     let stream = TcpStream::connect_timeout(&addr, timeout).map_err(Failure::Connect)?;
