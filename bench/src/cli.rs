@@ -29,6 +29,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Flush throughput: messages per second to one user who connects with `--queued` messages waiting.
+    Flush(crate::flush::FlushArgs),
     /// Slow peers: many connections trickling endless requests from 127.0.0.2 onwards while a good client on
     /// 127.0.0.1 runs its cycles; reports the good client's failures and latency.
     Slowloris(crate::slowloris::SlowlorisArgs),

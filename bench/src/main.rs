@@ -21,6 +21,7 @@ use clap::Parser;
 
 mod baseline;
 mod cli;
+mod flush;
 mod mix;
 mod output;
 mod phase;
@@ -57,6 +58,7 @@ fn main() -> ExitCode {
         Some(Command::ServeTrivial(a)) => baseline::serve_trivial(a.kind, a.bind)
             .map(|()| true)
             .map_err(|e| BenchError::Runtime(format!("trivial server: {e}"))),
+        Some(Command::Flush(a)) => flush::run(&a),
         Some(Command::Slowloris(a)) => slowloris::run(&a),
         None => run::run(&cli.mix),
     };

@@ -138,7 +138,7 @@ fn check_acks(v: &mut Verdict, accepted: &[Accepted], seen: &[u32], receptions: 
     v.acks_expected = acks.values().map(|&n| u64::from(n)).sum();
     for &(listener, r) in receptions {
         match r {
-            Received::Ack { id } => match acks.get_mut(&(listener, id)) {
+            Received::Ack { id, .. } => match acks.get_mut(&(listener, id)) {
                 Some(n) if *n > 0 => {
                     *n -= 1;
                     v.acks_ok += 1;
@@ -188,8 +188,12 @@ mod tests {
     #[test]
     fn one_delivery_and_one_ack_each_is_ok() {
         let acc = [accepted(1, 0, 1, 7), accepted(2, 1, 0, 3)];
-        let rec =
-            [(1, message(1, 0, 7)), (0, message(2, 1, 3)), (0, Received::Ack { id: 7 }), (1, Received::Ack { id: 3 })];
+        let rec = [
+            (1, message(1, 0, 7)),
+            (0, message(2, 1, 3)),
+            (0, Received::Ack { at_ns: 0, id: 7 }),
+            (1, Received::Ack { at_ns: 0, id: 3 }),
+        ];
         let v = verify(&acc, &[], &rec);
         assert!(v.ok(), "{v:?}");
         assert_eq!((v.delivered, v.acks_ok), (2, 2));
@@ -198,7 +202,12 @@ mod tests {
     #[test]
     fn lost_duplicated_and_misdelivered_are_told_apart() {
         let acc = [accepted(1, 0, 1, 7), accepted(2, 0, 1, 8), accepted(3, 0, 1, 9)];
-        let rec = [(1, message(1, 0, 7)), (1, message(1, 0, 7)), (2, message(2, 0, 8)), (0, Received::Ack { id: 7 })];
+        let rec = [
+            (1, message(1, 0, 7)),
+            (1, message(1, 0, 7)),
+            (2, message(2, 0, 8)),
+            (0, Received::Ack { at_ns: 0, id: 7 }),
+        ];
         let v = verify(&acc, &[], &rec);
         assert_eq!((v.lost, v.duplicated, v.misdelivered), (2, 1, 1));
         assert!(!v.ok());

@@ -148,8 +148,8 @@ pub enum Received {
     /// A message push. `number` is the bench's message number parsed from the text (None if the text is not
     /// one of ours); `sender` the sender's user index parsed from its alias.
     Message { at_ns: u64, number: Option<u64>, sender: Option<u32>, id: u32 },
-    /// An acknowledgement push.
-    Ack { id: u32 },
+    /// An acknowledgement push, read at `at_ns`.
+    Ack { at_ns: u64, id: u32 },
     /// Something that is not a valid push (counted as an error).
     Malformed,
 }
@@ -284,7 +284,7 @@ fn read_one(stream: &TcpStream, decoder: &Decoder, clock: Clock, timeout: Durati
         Ok(Push::Message { sender, id, text }) => {
             Received::Message { at_ns, number: Decoder::number(&text), sender: decoder.user_index(&sender), id }
         }
-        Ok(Push::Ack { id }) => Received::Ack { id },
+        Ok(Push::Ack { id }) => Received::Ack { at_ns, id },
         Err(_) => Received::Malformed,
     })
 }
