@@ -144,6 +144,8 @@ fn a_listener_that_starts_accepting_after_the_connect_reply_gets_its_messages() 
     let (mut stream, _) = late.accept().expect("push arrives within the grace period");
     stream.set_read_timeout(Some(TIMEOUT)).unwrap();
     assert_eq!(read_all(&mut stream), message("alice", 1, "queued"));
+    // The push counts as delivered once the listener has read it and closed (docs/protocol.md 5.3).
+    drop(stream);
     assert_eq!(la.next(), ack(1));
 }
 

@@ -17,6 +17,7 @@ pub mod delivery;
 pub mod handler;
 pub mod journal;
 pub mod listener;
+pub mod net;
 pub mod store;
 pub mod ttweet;
 
@@ -150,6 +151,11 @@ impl Server {
     /// A handle that can stop this server from another thread (a signal handler, a test).
     pub fn stopper(&self) -> Stopper {
         Stopper { main: self.shared.clone(), ttweet: self.ttweet.as_ref().map(ttweet::Service::shared) }
+    }
+
+    /// The journal, with `data_dir` (for example to ask for a compaction on SIGUSR1).
+    pub fn journal(&self) -> Option<Arc<journal::FileJournal>> {
+        self.durability.as_ref().map(|d| d.journal().clone())
     }
 
     /// Where the ttweet board listens, when there is one.

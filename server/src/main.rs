@@ -8,7 +8,7 @@ use std::time::Duration;
 use clap::Parser;
 use protocol::Profile;
 use server::{console, Config, Server};
-use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::consts::{SIGINT, SIGTERM, SIGUSR1};
 use signal_hook::iterator::Signals;
 
 /// Message delivery server: users register, connect and exchange short messages through it.
@@ -123,7 +123,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let mut signals = match Signals::new([SIGINT, SIGTERM]) {
+    let mut signals = match Signals::new([SIGINT, SIGTERM, SIGUSR1]) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("error: cannot install signal handlers: {e}");
@@ -132,10 +132,20 @@ fn main() -> ExitCode {
     };
     let signal_handle = signals.handle();
     let stopper = server.stopper();
+    let journal = server.journal();
     let watcher = std::thread::Builder::new().name("signals".into()).spawn(move || {
-        if let Some(sig) = signals.forever().next() {
-            log::debug!("signal {sig}: stopping");
+        for sig in signals.forever() {
+            if sig == SIGUSR1 {
+                // Operators ask for a compaction before a backup (docs/operations.md).
+                match &journal {
+                    Some(j) => j.request_compaction(),
+                    None => log::warn!("SIGUSR1: no --data-dir, nothing to compact"),
+                }
+                continue;
+            }
+            log::info!("s> signal {sig}: stopping");
             stopper.stop();
+            break;
         }
     });
     let port = server.local_addr().port();

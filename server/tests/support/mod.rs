@@ -82,6 +82,11 @@ impl PushListener {
                 let _ = stream.set_read_timeout(Some(IO_TIMEOUT));
                 let mut bytes = Vec::new();
                 let _ = (&mut stream).take(READ_CAP).read_to_end(&mut bytes);
+                // A connection closed without a byte is the server probing whether this listener is still
+                // there (a CONNECT of a user it believes connected, docs/protocol.md 4.3), not a push.
+                if bytes.is_empty() {
+                    continue;
+                }
                 if tx.send(bytes).is_err() {
                     break;
                 }
