@@ -29,6 +29,11 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Write a data directory holding user0 … user{N-1} and M queued messages, for the server's --data-dir.
+    Populate(crate::populate::PopulateArgs),
+    /// For each population size: populate, restart the server on it, measure restart time, memory and the
+    /// latency of SEND, CONNECT and CONNECTEDUSERS.
+    Scale(crate::scale::ScaleArgs),
     /// Flush throughput: messages per second to one user who connects with `--queued` messages waiting.
     Flush(crate::flush::FlushArgs),
     /// Slow peers: many connections trickling endless requests from 127.0.0.2 onwards while a good client on

@@ -25,11 +25,14 @@ mod flush;
 mod mix;
 mod output;
 mod phase;
+mod populate;
 mod population;
 mod procs;
 mod progress;
 mod report;
 mod run;
+mod scale;
+mod scale_report;
 mod slowloris;
 mod slowloris_client;
 mod stats;
@@ -59,6 +62,8 @@ fn main() -> ExitCode {
             .map(|()| true)
             .map_err(|e| BenchError::Runtime(format!("trivial server: {e}"))),
         Some(Command::Flush(a)) => flush::run(&a),
+        Some(Command::Populate(a)) => populate::run(&a),
+        Some(Command::Scale(a)) => scale::run(&a),
         Some(Command::Slowloris(a)) => slowloris::run(&a),
         None => run::run(&cli.mix),
     };

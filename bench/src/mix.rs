@@ -98,6 +98,8 @@ pub struct WorkerOut {
     pub accepted: Vec<Accepted>,
     /// Message numbers of SENDs whose outcome is unknown (no valid reply): the server may have queued them.
     pub unconfirmed: Vec<u64>,
+    /// With [`MixPlan::record_times`]: (start, duration) in nanoseconds of the run's clock, per measured request.
+    pub times: Vec<(u64, u64)>,
 }
 
 impl WorkerOut {
@@ -122,6 +124,7 @@ impl WorkerOut {
         }
         self.accepted.extend(other.accepted);
         self.unconfirmed.extend(other.unconfirmed);
+        self.times.extend(other.times);
     }
 }
 
@@ -181,16 +184,21 @@ impl Worker<'_> {
     }
 }
 
+/// What one phase of the mix sends.
+#[derive(Debug, Clone, Copy)]
+pub struct MixPlan {
+    pub mix: Mix,
+    /// Message text size in bytes.
+    pub size: usize,
+    pub seed: u64,
+    pub schedule: Schedule,
+    /// Keep each measured request's start and duration (for a time window of interest, e.g. a compaction).
+    pub record_times: bool,
+}
+
 /// One phase of the mix on `threads` client threads.
-pub fn run_mix(
-    pop: &Population,
-    mix: Mix,
-    size: usize,
-    seed: u64,
-    schedule: Schedule,
-    threads: usize,
-    show: bool,
-) -> Phase {
+pub fn run_mix(pop: &Population, plan: &MixPlan, threads: usize, show: bool) -> Phase {
+    let MixPlan { mix, size, seed, schedule, record_times } = *plan;
     let total = mix.send_online + mix.send_offline + mix.users;
     let (out, window, issued) = drive(schedule, "mix", threads, show, Some(&pop.counters), |t, plan, live| {
         let rng = Rng::new(seed.wrapping_mul(1_000_003).wrapping_add(t as u64));
@@ -199,13 +207,19 @@ pub fn run_mix(
         while let Some(measured) = plan.next() {
             let kind = Kind::pick(mix, w.rng.below(total as usize) as u32);
             let sender = pop.online[w.rng.below(pop.online.len())];
-            let t0 = Instant::now();
+            let (t0, t0_ns) = (Instant::now(), pop.clock.now_ns());
             let result = match kind {
                 Kind::Users => w.connected_users(sender),
                 Kind::SendOnline | Kind::SendOffline => w.send(sender, kind == Kind::SendOnline),
             };
             match result {
-                Ok(()) if measured => w.out.lat[kind as usize].record(t0.elapsed()),
+                Ok(()) if measured => {
+                    let took = t0.elapsed();
+                    w.out.lat[kind as usize].record(took);
+                    if record_times {
+                        w.out.times.push((t0_ns, u64::try_from(took.as_nanos()).unwrap_or(u64::MAX)));
+                    }
+                }
                 Ok(()) => {}
                 Err(e) => {
                     live.errors.fetch_add(1, Ordering::Relaxed);

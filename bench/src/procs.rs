@@ -25,6 +25,38 @@ pub struct Spawned {
     child: Child,
     pub addr: SocketAddr,
     drain: Option<JoinHandle<()>>,
+    started: Instant,
+}
+
+/// Most console lines a [`Watched`] record keeps.
+pub const MAX_WATCHED_LINES: usize = 64;
+
+/// Console lines of a spawned server that contained a watched pattern, with their arrival times.
+#[derive(Debug, Clone, Default)]
+pub struct Watched(Arc<Mutex<Vec<(Instant, String)>>>);
+
+impl Watched {
+    /// Reads the console line by line to its end, keeping the lines that contain `pattern`.
+    fn scan(&self, stdout: ChildStdout, pattern: &str) {
+        let mut reader = BufReader::new(stdout);
+        let mut line = String::new();
+        // Bounded by the child's stdout: it ends when the server exits.
+        while matches!(reader.read_line(&mut line), Ok(n) if n > 0) {
+            if line.contains(pattern) {
+                let mut lines = self.0.lock().unwrap_or_else(|p| p.into_inner());
+                if lines.len() < MAX_WATCHED_LINES {
+                    lines.push((Instant::now(), line.trim_end().to_owned()));
+                }
+            }
+            line.clear();
+        }
+    }
+
+    /// The first line seen at or after `since`.
+    pub fn first_since(&self, since: Instant) -> Option<(Instant, String)> {
+        let lines = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        lines.iter().find(|(at, _)| *at >= since).cloned()
+    }
 }
 
 impl Spawned {
@@ -34,6 +66,18 @@ impl Spawned {
     /// request at the default level) is read and discarded by a thread, as a terminal or a log file would take
     /// it, so the logging cost stays in the measurement.
     pub fn server(path: &Path, extra: &[String]) -> io::Result<Spawned> {
+        Spawned::server_with(path, extra, START_TIMEOUT, None).map(|(s, _)| s)
+    }
+
+    /// [`Spawned::server`] with a start-up limit of `start_timeout` (a server recovering a large data directory
+    /// takes a while), and, when `watch` is given, a record of every console line containing it (with its
+    /// arrival time; at most [`MAX_WATCHED_LINES`]). Returns the server and the record.
+    pub fn server_with(
+        path: &Path,
+        extra: &[String],
+        start_timeout: Duration,
+        watch: Option<&'static str>,
+    ) -> io::Result<(Spawned, Watched)> {
         let port = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?.local_addr()?.port();
         let addr: SocketAddr = (Ipv4Addr::LOCALHOST, port).into();
         let mut cmd = Command::new(path);
@@ -41,17 +85,23 @@ impl Spawned {
             .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::piped());
+        let started = Instant::now();
         let mut child = cmd.spawn().map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
-        let mut stdout = child.stdout.take().ok_or_else(|| io::Error::other("no stdout"))?;
-        let drain = thread::Builder::new().name("server-stdout".into()).spawn(move || {
-            let _ = io::copy(&mut stdout, &mut io::sink());
+        let stdout = child.stdout.take().ok_or_else(|| io::Error::other("no stdout"))?;
+        let watched = Watched::default();
+        let record = watched.clone();
+        let drain = thread::Builder::new().name("server-stdout".into()).spawn(move || match watch {
+            None => {
+                let _ = io::copy(&mut { stdout }, &mut io::sink());
+            }
+            Some(pattern) => record.scan(stdout, pattern),
         })?;
-        let mut spawned = Spawned { child, addr, drain: Some(drain) };
-        let deadline = Instant::now() + START_TIMEOUT;
+        let mut spawned = Spawned { child, addr, drain: Some(drain), started };
+        let deadline = Instant::now() + start_timeout;
         loop {
             // A connection that sends nothing is silently ignored by the server (docs/protocol.md, "Bad input").
             if std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_ok() {
-                return Ok(spawned);
+                return Ok((spawned, watched));
             }
             if let Ok(Some(status)) = spawned.child.try_wait() {
                 return Err(io::Error::other(format!("the server exited at start: {status}")));
@@ -60,6 +110,21 @@ impl Spawned {
                 return Err(io::Error::new(io::ErrorKind::TimedOut, "the server did not start listening in time"));
             }
             thread::sleep(EXIT_POLL);
+        }
+    }
+
+    /// When the process was started.
+    pub fn started(&self) -> Instant {
+        self.started
+    }
+
+    /// Sends `signal` (a name such as `USR1`) to the process with kill(1).
+    pub fn signal(&self, signal: &str) -> io::Result<()> {
+        let status = Command::new("kill").args([&format!("-{signal}"), &self.child.id().to_string()]).status()?;
+        if status.success() {
+            Ok(())
+        } else {
+            Err(io::Error::other(format!("kill -{signal} failed: {status}")))
         }
     }
 
@@ -78,7 +143,9 @@ impl Spawned {
             .spawn()?;
         let stdout = child.stdout.take().ok_or_else(|| io::Error::other("no stdout"))?;
         match first_port(stdout, |line| line.strip_prefix("listening ")?.trim().parse().ok()) {
-            Ok((port, _)) => Ok(Spawned { child, addr: (Ipv4Addr::LOCALHOST, port).into(), drain: None }),
+            Ok((port, _)) => {
+                Ok(Spawned { child, addr: (Ipv4Addr::LOCALHOST, port).into(), drain: None, started: Instant::now() })
+            }
             Err(e) => {
                 let _ = child.kill();
                 let _ = child.wait();

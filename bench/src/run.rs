@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use crate::baseline::Baselines;
 use crate::cli::MixArgs;
-use crate::mix::{run_mix, Accepted};
+use crate::mix::{run_mix, Accepted, MixPlan};
 use crate::output::Json;
 use crate::phase::Schedule;
 use crate::population::{random_prefix, Population, MAX_DEFAULT_OFFLINE_RECIPIENTS};
@@ -62,7 +62,8 @@ pub fn run(args: &MixArgs) -> Result<bool, BenchError> {
         let baselines = baselines.as_ref().map(|b| b.measure(schedule, threads, args.target.timeout(), show));
         let sampler = server.pid.map(|p| Sampler::start(p, MEM_SAMPLE_EVERY));
         let cpu0 = server.pid.and_then(procs::cpu_of);
-        let mut mix = run_mix(&pop, args.mix, args.size, args.seed, schedule, threads, show);
+        let plan = MixPlan { mix: args.mix, size: args.size, seed: args.seed, schedule, record_times: false };
+        let mut mix = run_mix(&pop, &plan, threads, show);
         mix.server_cpu = cpu0.zip(server.pid.and_then(procs::cpu_of)).map(|(a, b)| b - a);
         mix.mem = sampler.map(Sampler::finish).unwrap_or_default();
         online_accepted += mix.out.accepted.iter().filter(|a| a.online).count() as u64;
