@@ -14,6 +14,8 @@ use crate::wire::Counters;
 const MAX_COUNTED_PHASE: Duration = Duration::from_secs(3600);
 /// Interval at which the progress bar reads the live counters.
 const PROGRESS_POLL: Duration = Duration::from_millis(100);
+/// The rate beside the bar is measured over this interval.
+const RATE_EVERY: Duration = Duration::from_secs(1);
 
 /// How long a phase lasts: `requests` requests, or a warm-up of `warmup` seconds then `duration` seconds.
 #[derive(Debug, Clone, Copy)]
@@ -177,7 +179,7 @@ fn show_progress(
     while !finished.load(Ordering::SeqCst) {
         thread::sleep(PROGRESS_POLL);
         let n = live.done.load(Ordering::Relaxed);
-        if last_t.elapsed() >= Duration::from_secs(1) {
+        if last_t.elapsed() >= RATE_EVERY {
             rate = n.saturating_sub(last_n) as f64 / last_t.elapsed().as_secs_f64();
             (last_t, last_n) = (Instant::now(), n);
         }

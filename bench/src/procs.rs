@@ -19,6 +19,10 @@ pub const START_TIMEOUT: Duration = Duration::from_secs(30);
 const STOP_TIMEOUT: Duration = Duration::from_secs(15);
 /// Polling step while waiting for a child to exit.
 const EXIT_POLL: Duration = Duration::from_millis(20);
+/// Connect timeout of one attempt while waiting for a started server to listen.
+const START_PROBE_TIMEOUT: Duration = Duration::from_secs(1);
+/// Longest sleep of the sampler between two checks of its stop flag.
+const SAMPLER_STEP: Duration = Duration::from_millis(50);
 
 /// A child process that is stopped (SIGTERM, then SIGKILL) when dropped, so no server outlives the bench.
 pub struct Spawned {
@@ -100,7 +104,7 @@ impl Spawned {
         let deadline = Instant::now() + start_timeout;
         loop {
             // A connection that sends nothing is silently ignored by the server (docs/protocol.md, "Bad input").
-            if std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_ok() {
+            if std::net::TcpStream::connect_timeout(&addr, START_PROBE_TIMEOUT).is_ok() {
                 return Ok((spawned, watched));
             }
             if let Ok(Some(status)) = spawned.child.try_wait() {
@@ -326,7 +330,7 @@ impl Sampler {
                     // Sleep in short steps so that stopping is prompt.
                     let until = Instant::now() + every;
                     while Instant::now() < until && !flag.load(Ordering::SeqCst) {
-                        thread::sleep(Duration::from_millis(50).min(every));
+                        thread::sleep(SAMPLER_STEP.min(every));
                     }
                 }
             })

@@ -145,7 +145,9 @@ fn measure_size(args: &ScaleArgs, shape: Shape) -> Result<SizeResult, BenchError
     let watch = args.sigusr1.then_some(COMPACTION_LINE);
     let (spawned, watched) = Spawned::server_with(path, &server_args, timeout, watch)
         .map_err(|e| BenchError::Runtime(format!("cannot start the server on {} users: {e}", shape.users)))?;
-    r.restart_s = answered(spawned.addr, spawned.started() + timeout)?.duration_since(spawned.started()).as_secs_f64();
+    r.restart_s = answered(spawned.addr, spawned.started() + timeout, args.target.timeout())?
+        .duration_since(spawned.started())
+        .as_secs_f64();
     r.rss_kb = procs::mem_of(spawned.pid()).map_or(0, |(rss, _)| rss);
     check_recovered(spawned.addr, shape, args.target.timeout())?;
 
@@ -202,12 +204,12 @@ fn measure_size(args: &ScaleArgs, shape: Shape) -> Result<SizeResult, BenchError
 }
 
 /// Waits until the server answers a request (an UNREGISTER of a user that does not exist: any reply will do).
-fn answered(addr: SocketAddr, deadline: Instant) -> Result<Instant, BenchError> {
+fn answered(addr: SocketAddr, deadline: Instant, timeout: Duration) -> Result<Instant, BenchError> {
     let mut buf = Vec::new();
     encode::unregister(&mut buf, "bench-scale-probe-nobody");
     // Bounded by `deadline`.
     loop {
-        if wire::request(addr, &buf, Op::Unregister, Duration::from_secs(5)).is_ok() {
+        if wire::request(addr, &buf, Op::Unregister, timeout).is_ok() {
             return Ok(Instant::now());
         }
         if Instant::now() >= deadline {

@@ -36,6 +36,8 @@ const ATTACK_PREFIX: &[u8] = b"REGISTER\0";
 const ATTACK_BYTE: u8 = b'x';
 /// Most source addresses: 127.0.0.2 up to 127.0.0.201.
 const MAX_SOURCES: u8 = 200;
+/// Refresh interval of the progress bar during the ramp.
+const RAMP_POLL: Duration = Duration::from_millis(100);
 
 #[derive(Debug, Args)]
 pub struct SlowlorisArgs {
@@ -191,7 +193,7 @@ pub fn run(args: &SlowlorisArgs) -> Result<bool, BenchError> {
         let started = Instant::now();
         // The ramp: the attack alone, so that the good client meets it fully built.
         while started.elapsed() < ramp {
-            thread::sleep(Duration::from_millis(100));
+            thread::sleep(RAMP_POLL);
             bar.update(started.elapsed().as_millis() as u64, || attack_line(&stats));
         }
         let client = GoodClient::new(server.addr, &prefix, args.target.timeout());

@@ -230,6 +230,8 @@ impl Listener {
     }
 }
 
+/// Pause after a failed accept (out of descriptors for a moment).
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(10);
 /// Stack of a listener thread: it only parses small pushes.
 const LISTENER_STACK: usize = 128 * 1024;
 
@@ -248,7 +250,7 @@ fn accept_loop(
             Ok((s, _)) => s,
             Err(e) if e.kind() == ErrorKind::Interrupted || e.kind() == ErrorKind::ConnectionAborted => continue,
             Err(_) => {
-                thread::sleep(Duration::from_millis(10));
+                thread::sleep(ACCEPT_BACKOFF);
                 continue;
             }
         };
