@@ -134,9 +134,16 @@ fn measure_size(args: &ScaleArgs, shape: Shape) -> Result<SizeResult, BenchError
         .prefix("bench-scale-")
         .tempdir_in(&root)
         .map_err(|e| BenchError::Runtime(format!("cannot create a data directory in {}: {e}", root.display())))?;
+    let step = |what: &str| {
+        if show {
+            eprintln!("scale: {} users, {} queued: {what}", shape.users, shape.queued);
+        }
+    };
+    step("populating");
     let started = Instant::now();
     populate::write(dir.path(), shape)?;
     let mut r = SizeResult { shape, populate_s: started.elapsed().as_secs_f64(), ..SizeResult::default() };
+    step(&format!("populated in {:.2} s; starting the server", r.populate_s));
 
     let path = args.target.spawn_server.as_deref().unwrap_or(std::path::Path::new("server"));
     let mut server_args = args.target.extra_server_args();
@@ -150,6 +157,7 @@ fn measure_size(args: &ScaleArgs, shape: Shape) -> Result<SizeResult, BenchError
         .as_secs_f64();
     r.rss_kb = procs::mem_of(spawned.pid()).map_or(0, |(rss, _)| rss);
     check_recovered(spawned.addr, shape, args.target.timeout())?;
+    step(&format!("answering after {:.2} s; registering, connecting, measuring", r.restart_s));
 
     let mut pop =
         Population::new(spawned.addr, &random_prefix(), (args.register, args.connected, 1), args.target.timeout());
