@@ -103,6 +103,36 @@ def flat(rows):
     print()
 
 
+def scale(rows):
+    if not rows:
+        return
+    print(f"## Scale: populated users, server restarted on each size ({len(rows)} runs; medians)")
+    print("| users | queued | restart s | RSS MB | bytes/user | bytes/queued msg | REGISTER/s | SEND p50/p99 µs "
+          "| CONNECT p50/p99 µs | CONNECTEDUSERS p50/p99 µs | SIGUSR1: compaction ms, slowest SEND ms | lost |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    by_users = {}
+    for r in rows:
+        for size in r["sizes"]:
+            by_users.setdefault(size["users"], []).append(size)
+    for n in sorted(by_users):
+        ss = by_users[n]
+
+        def lat(key):
+            return f"{med([s[key]['p50_us'] for s in ss]):.0f} / {med([s[key]['p99_us'] for s in ss]):.0f}"
+
+        sig = [s["sigusr1"] for s in ss if "sigusr1" in s]
+        sig_text = (f"{med([x.get('compaction_ms') for x in sig]):.0f}, "
+                    f"{med([x['slowest_send_us'] / 1e3 for x in sig]):.1f}") if sig else "-"
+        print(
+            f"| {n} | {ss[0]['queued']} | {med([s['restart_s'] for s in ss]):.2f} "
+            f"| {med([s['rss_kb'] / 1024 for s in ss]):.1f} | {med([s.get('bytes_per_user') for s in ss]):.0f} "
+            f"| {med([s['bytes_per_queued_message'] for s in ss]):.0f} | {med([s['register_per_s'] for s in ss]):.0f} "
+            f"| {lat('send')} | {lat('connect')} | {lat('connected_users')} | {sig_text} "
+            f"| {sum(s['verify']['lost'] for s in ss)} |"
+        )
+    print()
+
+
 def main():
     results = sys.argv[1] if len(sys.argv) > 1 else "target/perf"
     targets(load(results, "targets.jsonl"), "Targets: mix vs trivial server, same run")
@@ -110,6 +140,7 @@ def main():
     users(load(results, "users.jsonl"))
     memory(load(results, "memory.jsonl"))
     flat(load(results, "flat.jsonl"))
+    scale(load(results, "scale.jsonl"))
 
 
 if __name__ == "__main__":
