@@ -49,6 +49,15 @@ impl GoodOut {
         self.failed.iter().sum()
     }
 
+    /// Every operation's latencies together.
+    pub fn all(&self) -> Latency {
+        let mut all = Latency::default();
+        for l in &self.lat {
+            all.merge(l);
+        }
+        all
+    }
+
     pub fn json(&self, j: &mut Json) {
         j.open();
         j.num("cycles", self.cycles as f64);
@@ -56,9 +65,7 @@ impl GoodOut {
         j.num("failed", self.failed() as f64);
         j.num("timed_out", self.timed_out.iter().sum::<u64>() as f64);
         j.num("pushes_received", self.pushes as f64);
-        let mut all = Latency::default();
         for (i, op) in OPS.iter().enumerate() {
-            all.merge(&self.lat[i]);
             j.field(&op.to_ascii_lowercase());
             j.open();
             j.num("failed", self.failed[i] as f64);
@@ -68,7 +75,7 @@ impl GoodOut {
             j.close();
         }
         j.field("all");
-        all.summary().json(j);
+        self.all().summary().json(j);
         j.array("error_examples");
         for e in &self.examples {
             j.string(e);
