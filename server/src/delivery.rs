@@ -120,10 +120,16 @@ fn push(addr: SocketAddr, bytes: &[u8]) -> io::Result<()> {
         stream.set_write_timeout(Some(PUSH_WRITE_TIMEOUT))?;
     }
     stream.write_all(bytes)?;
+    await_close(stream, PUSH_CONFIRM_TIMEOUT)
+}
+
+/// Half-closes and waits, at most `timeout`, for the peer's orderly close.
+fn await_close(stream: TcpStream, timeout: Duration) -> io::Result<()> {
     stream.shutdown(Shutdown::Write)?;
-    stream.set_read_timeout(Some(PUSH_CONFIRM_TIMEOUT))?;
-    let deadline = Instant::now() + PUSH_CONFIRM_TIMEOUT;
+    stream.set_read_timeout(Some(timeout))?;
+    let deadline = Instant::now() + timeout;
     let mut rest = (&stream).take(PUSH_CONFIRM_LIMIT);
+    // A listener may answer (nothing of this protocol does) but must close; more than the limit is not one.
     let mut sink = [0u8; 256];
     loop {
         match rest.read(&mut sink) {
@@ -139,15 +145,17 @@ fn push(addr: SocketAddr, bytes: &[u8]) -> io::Result<()> {
     }
 }
 
-/// Whether a listener still accepts connections at `addr`: a connection that completes and is closed without a
-/// byte, which every listener of this protocol ignores (docs/compatibility.md, "Probing a listener").
+/// Whether a listener still serves at `addr`: it is sent one field, `PROBE` (an operation no listener shows), and
+/// must read it and close in order within [`PROBE_TIMEOUT`]. An empty connection or a reset would hang or kill
+/// the original clients' listeners; this one leaves every one of them listening (docs/compatibility.md).
 pub fn listener_alive(addr: SocketAddr) -> bool {
-    match TcpStream::connect_timeout(&addr, PROBE_TIMEOUT) {
-        Ok(stream) => {
-            let _ = stream.shutdown(Shutdown::Both);
-            true
-        }
-        // Refused, unreachable or no answer in time: nobody is listening there any more.
-        Err(_) => false,
-    }
+    let probe = || -> io::Result<()> {
+        let mut stream = TcpStream::connect_timeout(&addr, PROBE_TIMEOUT)?;
+        let mut bytes = push::PROBE_OP.to_vec();
+        bytes.push(0);
+        stream.write_all(&bytes)?;
+        await_close(stream, PROBE_TIMEOUT)
+    };
+    // Refused, unreachable, no close in time: nobody serves there any more.
+    probe().is_ok()
 }

@@ -39,7 +39,7 @@ use listener::Shared;
 pub const DEFAULT_MAX_CONNECTIONS: usize = 2048;
 /// Default cap on pending entries (messages and acknowledgements) per user.
 pub const DEFAULT_MAX_QUEUE: usize = 10_000;
-/// Default idle timeout of a request: this long without a byte ends the connection (PROTOCOL.md 2.4).
+/// Default idle timeout of a request: this long without a byte ends the connection (docs/protocol.md 2.4).
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Everything a server can be configured with.
@@ -55,9 +55,9 @@ pub struct Config {
     pub request_timeout: Duration,
     /// Byte-level dialect of replies and pushes.
     pub profile: Profile,
-    /// DISCONNECT only from the listener's IP (PROTOCOL.md 4.4).
+    /// DISCONNECT only from the listener's IP (docs/protocol.md 4.4).
     pub ip_check: bool,
-    /// Accept the one-field REGISTER of PROTOCOL.md A.3.
+    /// Accept the one-field REGISTER of docs/protocol.md appendix A.
     pub accept_short_register: bool,
     /// Port of the ttweet board, on the address of `bind`; `None`: no board.
     pub ttweet_port: Option<u16>,

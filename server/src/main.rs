@@ -36,7 +36,7 @@ struct Args {
     /// Accept DISCONNECT from any address, not only from the listener's IP.
     #[arg(long, env = "MSG_SERVER_NO_IP_CHECK")]
     no_ip_check: bool,
-    /// Accept a REGISTER that carries only a user name (sunniAngela's client, PROTOCOL.md A.3): when nothing
+    /// Accept a REGISTER that carries only a user name (sunniAngela's client, docs/protocol.md appendix A): when nothing
     /// follows its first field within 250 ms, that field is the alias and the full name, and the date is empty.
     #[arg(long, env = "MSG_SERVER_ACCEPT_SHORT_REGISTER")]
     accept_short_register: bool,

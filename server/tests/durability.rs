@@ -1,4 +1,4 @@
-//! Durability with a data directory (DESIGN.md invariant 3, issue 5): nothing acknowledged is lost across a clean
+//! Durability with a data directory (docs/operations.md): nothing acknowledged is lost across a clean
 //! stop or a `kill -9`, ids are never reused, a torn journal tail is cut off, damage before the end stops the
 //! start-up, a crash at any step of compaction recovers the same state, and the directory stays small.
 //!
