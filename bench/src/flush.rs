@@ -1,7 +1,7 @@
 //! `bench flush`: how fast the server empties a queue. A sender queues `--queued` messages for a recipient who
 //! is offline; the recipient then CONNECTs with a listener, and the server pushes the whole queue, one
-//! connection per message, each delivery followed by an acknowledgement push to the sender (docs/protocol.md,
-//! "Semantics in brief"). Reports messages and acknowledgements per second and checks that each message
+//! connection per message, each delivery followed by an acknowledgement push to the sender (docs/protocol.md
+//! 5.3 and 5.4). Reports messages and acknowledgements per second and checks that each message
 //! arrived exactly once, in order of ids.
 
 use std::time::{Duration, Instant};

@@ -1,5 +1,5 @@
 //! The load phase: client threads issue a weighted mix of SEND to an online user, SEND to an offline user and
-//! CONNECTEDUSERS (docs/protocol.md, "Shape of a conversation"), each on its own connection, and log every accepted SEND for
+//! CONNECTEDUSERS (docs/protocol.md 2.1 and 4), each on its own connection, and log every accepted SEND for
 //! the delivery check.
 
 use std::sync::atomic::Ordering;

@@ -5,7 +5,7 @@
 //!
 //! The users are generated lazily, one at a time, so a million of them never sit in memory together here.
 //! Sender k sends ⌈M/N⌉ or ⌊M/N⌋ messages (the first M mod N senders one more), with ids 1, 2, … as the
-//! server would have assigned them (docs/protocol.md, "Semantics in brief"), and its id counter (`last_id`)
+//! server would have assigned them (docs/protocol.md 6), and its id counter (`last_id`)
 //! says how many it sent.
 
 use std::path::{Path, PathBuf};

@@ -1,6 +1,6 @@
 //! The users of a run and the setup work on them: registration, CONNECT with a real push listener each,
 //! preloaded queues, and the cleanup at the end. Setup runs on a few threads (`parallel`), each request on its
-//! own connection as the protocol demands (docs/protocol.md, "Shape of a conversation").
+//! own connection as the protocol demands (docs/protocol.md 2.1 and 4).
 
 use std::collections::HashSet;
 use std::net::SocketAddr;

@@ -103,7 +103,7 @@ impl Spawned {
         let mut spawned = Spawned { child, addr, drain: Some(drain), started };
         let deadline = Instant::now() + start_timeout;
         loop {
-            // A connection that sends nothing is silently ignored by the server (docs/protocol.md, "Bad input").
+            // A connection that sends nothing is silently ignored by the server (docs/protocol.md 2.4).
             if std::net::TcpStream::connect_timeout(&addr, START_PROBE_TIMEOUT).is_ok() {
                 return Ok((spawned, watched));
             }

@@ -4,8 +4,8 @@
 //! Attackers: `--connections` sockets spread over `--sources` loopback source addresses (127.0.0.2, 127.0.0.3,
 //! …; each socket is bound to its address before connecting), each sending one byte of an endless REGISTER
 //! every `--trickle-ms`, and reopened when the server closes or resets it. A good client on 127.0.0.1
-//! meanwhile runs REGISTER, CONNECT, SEND, CONNECTEDUSERS, DISCONNECT, UNREGISTER cycles (docs/protocol.md,
-//! "Shape of a conversation") for `--duration` seconds. The report: failed and timed-out operations and
+//! meanwhile runs REGISTER, CONNECT, SEND, CONNECTEDUSERS, DISCONNECT, UNREGISTER cycles (docs/protocol.md
+//! 2.1 and 4) for `--duration` seconds. The report: failed and timed-out operations and
 //! latency percentiles of the good client, and how often the attackers' connections were shed.
 
 use std::io::{ErrorKind, Read, Write};

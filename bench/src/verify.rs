@@ -1,6 +1,6 @@
 //! The exactly-once check: every accepted SEND reached its recipient once, from the right sender, under the
-//! id its reply gave, and every delivered message's acknowledgement reached its sender (docs/protocol.md,
-//! "Semantics in brief"). Workers and listeners log into their own vectors; this module joins them once, at the end.
+//! id its reply gave, and every delivered message's acknowledgement reached its sender (docs/protocol.md
+//! 5.2 and 5.3). Workers and listeners log into their own vectors; this module joins them once, at the end.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
