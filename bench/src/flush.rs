@@ -52,6 +52,9 @@ struct Timeline {
     acks: u64,
     /// Messages that arrived with a lower id than the one before (the queue is FIFO: must be 0).
     out_of_order: u64,
+    /// The longest time between two consecutive messages: a stall of about a second points at a connection
+    /// attempt that the kernel retried (a full accept queue, or a SYN refused by a TIME_WAIT socket).
+    longest_gap_ns: u64,
 }
 
 impl Timeline {
@@ -59,9 +62,14 @@ impl Timeline {
         let mut t =
             Timeline { connect_sent_ns, first_message_ns: u64::MAX, first_ack_ns: u64::MAX, ..Timeline::default() };
         let mut last_id = 0;
+        let mut last_at = None;
         for &(user, r) in receptions {
             match r {
                 Received::Message { at_ns, id, .. } if user == recipient => {
+                    if let Some(prev) = last_at {
+                        t.longest_gap_ns = t.longest_gap_ns.max(at_ns.saturating_sub(prev));
+                    }
+                    last_at = Some(at_ns);
                     t.messages += 1;
                     t.first_message_ns = t.first_message_ns.min(at_ns);
                     t.last_message_ns = t.last_message_ns.max(at_ns);
@@ -152,6 +160,7 @@ fn report(args: &FlushArgs, queue_s: f64, t: &Timeline, v: &Verdict, exit: Optio
         j.num("acks", t.acks as f64);
         j.num("acks_per_s", t.acks_per_s());
         j.num("out_of_order", t.out_of_order as f64);
+        j.num("longest_gap_ms", t.longest_gap_ns as f64 / 1e6);
         j.field("verify");
         v.json(&mut j);
         if let Some(exit) = exit {
@@ -171,6 +180,7 @@ fn report(args: &FlushArgs, queue_s: f64, t: &Timeline, v: &Verdict, exit: Optio
         ms(t.first_message_ns),
         ms(t.last_message_ns)
     );
+    println!("longest gap between two messages: {:.1} ms", t.longest_gap_ns as f64 / 1e6);
     println!(
         "acknowledgements to the sender: {} at {:.0}/s (first {:.1} ms, last {:.1} ms)",
         t.acks,
@@ -198,6 +208,7 @@ mod tests {
         let rec = [(1, msg(2_000_000, 1)), (0, Received::Ack { at_ns: 2_500_000, id: 1 }), (1, msg(1_000_000_000, 2))];
         let t = Timeline::from(&rec, 1, 0);
         assert_eq!((t.messages, t.acks, t.out_of_order), (2, 1, 0));
+        assert_eq!(t.longest_gap_ns, 998_000_000);
         assert!((t.messages_per_s() - 2.0).abs() < 1e-9);
         assert!((t.since_connect_ms(t.first_message_ns) - 2.0).abs() < 1e-9);
         assert!((t.since_connect_ms(t.first_ack_ns) - 2.5).abs() < 1e-9);

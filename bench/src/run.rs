@@ -4,6 +4,7 @@
 //! offline recipient, wait for every delivery and acknowledgement, and check that each accepted message
 //! arrived exactly once.
 
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use crate::baseline::Baselines;
@@ -158,7 +159,10 @@ fn finish(
     load_start: &str,
 ) -> Result<bool, BenchError> {
     let show = !args.output.quiet;
-    // The offline recipients get listeners and CONNECT, which flushes their queues.
+    // The offline recipients get listeners and CONNECT, which flushes their queues. The pushes still due from
+    // here on (queued messages and every acknowledgement not yet received) give the drain's rate.
+    let (m0, a0) = (pop.counters.messages.load(Ordering::Relaxed), pop.counters.acks.load(Ordering::Relaxed));
+    let drain_started = Instant::now();
     let offline = pop.offline.clone();
     pop.connect_users(&offline, args.setup_threads).map_err(BenchError::Runtime)?;
     let mut all_accepted = preloaded;
@@ -172,6 +176,8 @@ fn finish(
     let drain = Duration::from_secs(args.drain_timeout);
     let complete = wait_for(&pop.counters, total, total, drain, show, "final delivery");
     let final_wait = started.elapsed();
+    let pushes = (2 * total).saturating_sub(m0 + a0);
+    let drain_rate = pushes as f64 / drain_started.elapsed().as_secs_f64().max(1e-9);
 
     // Clean up the server's state (unless we own the server: then we just stop it after the listeners).
     if server.spawned.is_none() && !args.keep_users {
@@ -190,6 +196,8 @@ fn finish(
     json.field("verify");
     verdict.json(&mut json);
     json.num("final_delivery_s", final_wait.as_secs_f64());
+    json.num("final_pushes", pushes as f64);
+    json.num("final_pushes_per_s", drain_rate);
     json.bool("complete", complete);
     if let Some(exit) = &server_exit {
         json.str("server_exit", exit);
@@ -201,6 +209,7 @@ fn finish(
         println!("{}", json.into_string());
     } else {
         report::print_verdict(&verdict, final_wait, complete);
+        println!("final drain: {pushes} pushes (queued messages and acknowledgements) at {drain_rate:.0}/s");
         if let Some(exit) = &server_exit {
             println!("server stopped: {exit}");
         }
