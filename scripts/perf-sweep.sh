@@ -12,7 +12,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 OUT=${1:-$ROOT/target/perf}
-STEPS=${STEPS:-"targets threads users memory flat"}
+STEPS=${STEPS:-"targets threads users memory flat scale"}
 # Repetitions of each measurement (the plots and tables use the median).
 REPS=${REPS:-3}
 # Seconds per phase (after a one-second warm-up).
@@ -24,11 +24,13 @@ USER_COUNTS=${USER_COUNTS:-"100 1000 10000"}
 BIG_USERS=${BIG_USERS:-100000}
 # Requests per scale measurement (one client thread).
 SCALE_REQUESTS=${SCALE_REQUESTS:-3000}
+# Population sizes of the scale step (bench scale: populated data directories, the server restarted on each).
+SCALE_USERS=${SCALE_USERS:-100,10000,1000000}
 # Seconds of the memory-flatness runs.
 FLAT_SECONDS=${FLAT_SECONDS:-60}
 
 mkdir -p "$OUT"
-cargo build --release --quiet -p server --bin server -p client --bin bench
+cargo build --release --quiet -p server -p bench
 SERVER="$ROOT/target/release/server"
 BENCH="$ROOT/target/release/bench"
 bench() { "$BENCH" --spawn-server "$SERVER" --json -q "$@"; }
@@ -61,6 +63,11 @@ for step in $STEPS; do
         # without SENDs to offline users (nothing accumulates: the RSS must stay flat).
         bench -c 8 -d "$FLAT_SECONDS" >> "$OUT/flat.jsonl"
         bench -c 8 -d "$FLAT_SECONDS" --mix 75,0,25 >> "$OUT/flat.jsonl"
+        ;;
+    scale)
+        for _ in $(seq "$REPS"); do
+            "$BENCH" scale --spawn-server "$SERVER" --users "$SCALE_USERS" --sigusr1 --json -q >> "$OUT/scale.jsonl"
+        done
         ;;
     *)
         echo "perf-sweep: unknown step $step" >&2

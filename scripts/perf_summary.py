@@ -31,9 +31,10 @@ def targets(rows, title):
     if not rows:
         return
     print(f"## {title} ({len(rows)} runs; 1-min load average at start: {loads(rows)})")
-    print("| client threads | trivial server conn/s | mix req/s | ratio | mix p50 ms | mix p99 ms | trivial p99 ms "
+    print("| client threads | trivial conn/s, thread per conn | trivial conn/s, on accept thread | mix req/s "
+          "| ratio (thread per conn) | ratio (accept thread) | mix p50 ms | mix p99 ms | trivial p99 ms "
           "| server CPU µs/req | trivial CPU µs/conn | lost | duplicated |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     by_threads = {}
     for r in rows:
         for p in r["phases"]:
@@ -43,7 +44,9 @@ def targets(rows, title):
         ps = [p for _, p in items]
         print(
             f"| {threads} | {med([p.get('baseline', {}).get('conn_per_s') for p in ps]):.0f} "
+            f"| {med([p.get('baseline_inline', {}).get('conn_per_s') for p in ps]):.0f} "
             f"| {med([p['req_per_s'] for p in ps]):.0f} | {med([p.get('ratio') for p in ps]):.3f} "
+            f"| {med([p.get('ratio_inline') for p in ps]):.3f} "
             f"| {med([p['all']['p50_us'] / 1e3 for p in ps]):.2f} | {med([p['all']['p99_us'] / 1e3 for p in ps]):.2f} "
             f"| {med([p.get('baseline', {}).get('latency', {}).get('p99_us', 0) / 1e3 for p in ps]):.2f} "
             f"| {med([p.get('server_cpu_us_per_req') for p in ps]):.0f} "
@@ -100,6 +103,36 @@ def flat(rows):
     print()
 
 
+def scale(rows):
+    if not rows:
+        return
+    print(f"## Scale: populated users, server restarted on each size ({len(rows)} runs; medians)")
+    print("| users | queued | restart s | RSS MB | bytes/user | bytes/queued msg | REGISTER/s | SEND p50/p99 µs "
+          "| CONNECT p50/p99 µs | CONNECTEDUSERS p50/p99 µs | SIGUSR1: compaction ms, slowest SEND ms | lost |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    by_users = {}
+    for r in rows:
+        for size in r["sizes"]:
+            by_users.setdefault(size["users"], []).append(size)
+    for n in sorted(by_users):
+        ss = by_users[n]
+
+        def lat(key):
+            return f"{med([s[key]['p50_us'] for s in ss]):.0f} / {med([s[key]['p99_us'] for s in ss]):.0f}"
+
+        sig = [s["sigusr1"] for s in ss if "sigusr1" in s]
+        sig_text = (f"{med([x.get('compaction_ms') for x in sig]):.0f}, "
+                    f"{med([x['slowest_send_us'] / 1e3 for x in sig]):.1f}") if sig else "-"
+        print(
+            f"| {n} | {ss[0]['queued']} | {med([s['restart_s'] for s in ss]):.2f} "
+            f"| {med([s['rss_kb'] / 1024 for s in ss]):.1f} | {med([s.get('bytes_per_user') for s in ss]):.0f} "
+            f"| {med([s['bytes_per_queued_message'] for s in ss]):.0f} | {med([s['register_per_s'] for s in ss]):.0f} "
+            f"| {lat('send')} | {lat('connect')} | {lat('connected_users')} | {sig_text} "
+            f"| {sum(s['verify']['lost'] for s in ss)} |"
+        )
+    print()
+
+
 def main():
     results = sys.argv[1] if len(sys.argv) > 1 else "target/perf"
     targets(load(results, "targets.jsonl"), "Targets: mix vs trivial server, same run")
@@ -107,6 +140,7 @@ def main():
     users(load(results, "users.jsonl"))
     memory(load(results, "memory.jsonl"))
     flat(load(results, "flat.jsonl"))
+    scale(load(results, "scale.jsonl"))
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ import sys
 
 WIDTH, HEIGHT = 640, 360
 MARGIN_LEFT, MARGIN_RIGHT, MARGIN_TOP, MARGIN_BOTTOM = 70, 70, 40, 50
-COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd"]
+COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#17becf"]
 
 
 def load(path):
@@ -158,10 +158,13 @@ def threads_chart(rows):
     c.ylabels = {0: "requests or connections per second", 1: "p99 latency (ms)"}
     c.add("mix requests/s", median_by(phases, lambda p: p["threads"], lambda p: p["req_per_s"]))
     c.add(
-        "trivial server connections/s",
+        "trivial server connections/s (thread per connection)",
         median_by(phases, lambda p: p["threads"], lambda p: p.get("baseline", {}).get("conn_per_s")),
         dashed=True,
     )
+    inline = median_by(phases, lambda p: p["threads"], lambda p: p.get("baseline_inline", {}).get("conn_per_s"))
+    if inline:
+        c.add("trivial server connections/s (answer on accept thread)", inline, dashed=True)
     c.add("mix p99", median_by(phases, lambda p: p["threads"], lambda p: p["all"]["p99_us"] / 1e3), axis=1)
     c.add(
         "40% of trivial (target)",
@@ -177,20 +180,29 @@ def threads_chart(rows):
     return c.svg()
 
 
-def users_chart(rows):
+def users_chart(rows, scale_rows=()):
     def phase(r):
         return r["phases"][0] if r.get("phases") else None
 
     c = Chart("Cost of a request against registered users (1 client thread, median of runs)", "registered users",
               ylog=True)
     c.ylabels = {0: "microseconds (log scale)", 1: ""}
+    old = " (registration by requests)" if scale_rows else ""
     for kind, label in [("send_online", "SEND to online user p50"), ("connected_users", "CONNECTEDUSERS p50")]:
-        c.add(label, median_by(rows, lambda r: r["config"]["users"], lambda r, k=kind: phase(r)[k]["latency"]["p50_us"]))
-    c.add(
-        "server CPU per request",
-        median_by(rows, lambda r: r["config"]["users"], lambda r: phase(r).get("server_cpu_us_per_req")),
-        dashed=True,
-    )
+        c.add(label + old,
+              median_by(rows, lambda r: r["config"]["users"], lambda r, k=kind: phase(r)[k]["latency"]["p50_us"]))
+    if rows:
+        c.add(
+            "server CPU per request" + old,
+            median_by(rows, lambda r: r["config"]["users"], lambda r: phase(r).get("server_cpu_us_per_req")),
+            dashed=True,
+        )
+    # `bench scale` (populated data directories, the server restarted on each size), beside the older curve.
+    sizes = [s for r in scale_rows for s in r.get("sizes", [])]
+    for key, label in [("send", "SEND p50"), ("connect", "CONNECT p50"), ("connected_users", "CONNECTEDUSERS p50")]:
+        points = median_by(sizes, lambda s: s["users"], lambda s, k=key: s[k]["p50_us"])
+        if points:
+            c.add(label + " (bench scale)", points, dashed=True)
     return c.svg()
 
 
@@ -203,7 +215,11 @@ def main():
         ("perf-threads.svg", load(os.path.join(results, "threads.jsonl")), threads_chart),
         ("perf-users.svg", load(os.path.join(results, "users.jsonl")), users_chart),
     ]:
-        svg = draw(rows) if rows else None
+        scale_rows = load(os.path.join(results, "scale.jsonl"))
+        if draw is users_chart and scale_rows:
+            svg = users_chart(rows, scale_rows)
+        else:
+            svg = draw(rows) if rows else None
         if svg is None:
             print(f"plot: no data for {name}")
             continue

@@ -1,5 +1,4 @@
-//! Client-side building blocks of the message delivery service, shared by the interactive `client` program and
-//! the `bench` tool.
+//! Client-side building blocks of the message delivery service, used by the interactive `client` program.
 //!
 //! - [`conn`]: one request on one connection, every step bounded by a timeout; never an empty or partial one.
 //! - [`listener`]: the socket the server pushes to — bind before CONNECT, read pushes, stop without losing any.

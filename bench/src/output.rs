@@ -1,101 +1,7 @@
-//! Latency samples, their summary, and the two output forms of a report (a table and one JSON line).
-//!
-//! Samples are kept whole (one `u32` of nanoseconds each) rather than in a histogram: a 60-second run at 20k
-//! requests per second is 1.2 M samples, under 5 MB, and exact percentiles need no bucketing argument. Each
-//! worker keeps its own vectors, so recording costs no lock; they are merged once at the end.
+//! The two output forms of a report: a fixed-width table for people and one JSON line for scripts
+//! (`scripts/perf_summary.py`, `scripts/plot.py`), plus the unit-aware formatting of a duration.
 
 use std::fmt::Write as _;
-use std::time::Duration;
-
-/// At most this many samples are kept per series and thread; beyond it the series keeps counting but stops
-/// storing (a bound on memory for very long runs; percentiles then describe the first samples).
-pub const MAX_SAMPLES_PER_SERIES: usize = 4_000_000;
-
-/// Latencies of one kind of operation, in nanoseconds (saturating at about 4.3 s, beyond any timeout we use).
-#[derive(Debug, Default, Clone)]
-pub struct Samples {
-    ns: Vec<u32>,
-    count: u64,
-    max_ns: u64,
-}
-
-impl Samples {
-    pub fn record(&mut self, d: Duration) {
-        let ns = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
-        self.record_ns(ns);
-    }
-
-    pub fn record_ns(&mut self, ns: u64) {
-        self.count += 1;
-        self.max_ns = self.max_ns.max(ns);
-        if self.ns.len() < MAX_SAMPLES_PER_SERIES {
-            self.ns.push(u32::try_from(ns).unwrap_or(u32::MAX));
-        }
-    }
-
-    pub fn merge(&mut self, other: Samples) {
-        self.count += other.count;
-        self.max_ns = self.max_ns.max(other.max_ns);
-        self.ns.extend(other.ns);
-    }
-
-    pub fn count(&self) -> u64 {
-        self.count
-    }
-
-    /// Sorts the samples and computes the usual percentiles.
-    pub fn summary(mut self) -> Summary {
-        self.ns.sort_unstable();
-        let pick = |q: f64| -> f64 {
-            if self.ns.is_empty() {
-                return 0.0;
-            }
-            // Nearest-rank percentile: the smallest sample with at least q of the samples at or below it.
-            let rank = ((q * self.ns.len() as f64).ceil() as usize).clamp(1, self.ns.len());
-            f64::from(self.ns[rank - 1]) / 1e3
-        };
-        let mean = if self.ns.is_empty() {
-            0.0
-        } else {
-            self.ns.iter().map(|&n| f64::from(n)).sum::<f64>() / self.ns.len() as f64 / 1e3
-        };
-        Summary {
-            count: self.count,
-            mean_us: mean,
-            p50_us: pick(0.50),
-            p90_us: pick(0.90),
-            p99_us: pick(0.99),
-            p999_us: pick(0.999),
-            max_us: self.max_ns as f64 / 1e3,
-        }
-    }
-}
-
-/// Percentiles of one series, in microseconds.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct Summary {
-    pub count: u64,
-    pub mean_us: f64,
-    pub p50_us: f64,
-    pub p90_us: f64,
-    pub p99_us: f64,
-    pub p999_us: f64,
-    pub max_us: f64,
-}
-
-impl Summary {
-    pub fn json(&self, out: &mut Json) {
-        out.open();
-        out.num("count", self.count as f64);
-        out.num("mean_us", self.mean_us);
-        out.num("p50_us", self.p50_us);
-        out.num("p90_us", self.p90_us);
-        out.num("p99_us", self.p99_us);
-        out.num("p999_us", self.p999_us);
-        out.num("max_us", self.max_us);
-        out.close();
-    }
-}
 
 /// A tiny JSON writer: objects, arrays, numbers, strings and booleans, with no dependency. Calls must nest
 /// properly (the bench writes a fixed shape); a member is `key` followed by exactly one value.
@@ -283,16 +189,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn percentiles_are_nearest_rank() {
-        let mut s = Samples::default();
-        for i in 1..=100u64 {
-            s.record_ns(i * 1000);
-        }
-        let m = s.summary();
-        assert_eq!(m.count, 100);
-        assert_eq!(m.p50_us, 50.0);
-        assert_eq!(m.p99_us, 99.0);
-        assert_eq!(m.max_us, 100.0);
+    fn table_aligns_names_left_and_numbers_right() {
+        let mut t = Table::new(&["request", "count"]);
+        t.row(vec!["send".into(), "7".into()]);
+        t.row(vec!["connected_users".into(), "1234".into()]);
+        assert_eq!(
+            t.render(),
+            "request          count\n----------------------\nsend                 7\nconnected_users   1234\n"
+        );
+    }
+
+    #[test]
+    fn durations_carry_their_unit() {
+        assert_eq!(us(850.0), "850 µs");
+        assert_eq!(us(12_345.0), "12.3 ms");
+        assert_eq!(us(2_410_000.0), "2.41 s");
     }
 
     #[test]

@@ -1,5 +1,4 @@
-//! The bench's side of the wire: one request per connection, the push listeners, and the trivial server of
-//! `--baseline`.
+//! The bench's side of the wire: one request per connection, the baseline's ping, and the push listeners.
 //!
 //! Everything here is lean on purpose: the bench shares the machine with the server it measures, so every
 //! syscall it saves is CPU the server gets. A request is connect, one write, the reads of its reply, close;
@@ -43,6 +42,19 @@ impl std::fmt::Display for Failure {
             Failure::Connect(e) => write!(f, "connect: {e}"),
             Failure::Write(e) => write!(f, "write: {e}"),
             Failure::Reply(e) => write!(f, "reply: {e}"),
+        }
+    }
+}
+
+impl Failure {
+    /// Whether the failure is a timeout (of the connect or of a read) rather than a refusal, reset or bad reply.
+    pub fn is_timeout(&self) -> bool {
+        match self {
+            Failure::Connect(e) | Failure::Write(e) => {
+                matches!(e.kind(), ErrorKind::TimedOut | ErrorKind::WouldBlock)
+            }
+            Failure::Reply(ReplyError::Field(protocol::FieldError::Timeout)) => true,
+            Failure::Reply(_) => false,
         }
     }
 }
@@ -136,8 +148,8 @@ pub enum Received {
     /// A message push. `number` is the bench's message number parsed from the text (None if the text is not
     /// one of ours); `sender` the sender's user index parsed from its alias.
     Message { at_ns: u64, number: Option<u64>, sender: Option<u32>, id: u32 },
-    /// An acknowledgement push.
-    Ack { id: u32 },
+    /// An acknowledgement push, read at `at_ns`.
+    Ack { at_ns: u64, id: u32 },
     /// Something that is not a valid push (counted as an error).
     Malformed,
 }
@@ -218,6 +230,8 @@ impl Listener {
     }
 }
 
+/// Pause after a failed accept (out of descriptors for a moment).
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(10);
 /// Stack of a listener thread: it only parses small pushes.
 const LISTENER_STACK: usize = 128 * 1024;
 
@@ -236,7 +250,7 @@ fn accept_loop(
             Ok((s, _)) => s,
             Err(e) if e.kind() == ErrorKind::Interrupted || e.kind() == ErrorKind::ConnectionAborted => continue,
             Err(_) => {
-                thread::sleep(Duration::from_millis(10));
+                thread::sleep(ACCEPT_BACKOFF);
                 continue;
             }
         };
@@ -272,37 +286,7 @@ fn read_one(stream: &TcpStream, decoder: &Decoder, clock: Clock, timeout: Durati
         Ok(Push::Message { sender, id, text }) => {
             Received::Message { at_ns, number: Decoder::number(&text), sender: decoder.user_index(&sender), id }
         }
-        Ok(Push::Ack { id }) => Received::Ack { id },
+        Ok(Push::Ack { id }) => Received::Ack { at_ns, id },
         Err(_) => Received::Malformed,
     })
-}
-
-/// The trivial thread-per-connection server of `--baseline`: accept, read a few bytes, answer one byte, close.
-/// Runs in its own process (the bench re-executes itself with `--serve-trivial`), so that it competes for the
-/// CPU exactly as the real server does. Ends when its standard input closes, i.e. when the bench exits.
-pub fn serve_trivial(bind: SocketAddr) -> io::Result<()> {
-    let listener = TcpListener::bind(bind)?;
-    println!("listening {}", listener.local_addr()?.port());
-    io::stdout().flush()?;
-    thread::spawn(|| {
-        // EOF or error on stdin: the parent is gone.
-        let _ = io::copy(&mut io::stdin(), &mut io::sink());
-        std::process::exit(0);
-    });
-    loop {
-        match listener.accept() {
-            Ok((mut stream, _)) => {
-                let spawned = thread::Builder::new().spawn(move || {
-                    let mut buf = [0u8; 64];
-                    if matches!(stream.read(&mut buf), Ok(n) if n > 0) {
-                        let _ = stream.write_all(&[0]);
-                    }
-                });
-                if spawned.is_err() {
-                    thread::sleep(Duration::from_millis(1));
-                }
-            }
-            Err(_) => thread::sleep(Duration::from_millis(1)),
-        }
-    }
 }

@@ -10,18 +10,57 @@ use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
+use crate::cli::{Target, TrivialKind};
+use crate::BenchError;
+
 /// How long a started server may take to print its start-up line.
 pub const START_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a stopped server may take to exit after SIGTERM before it is killed.
 const STOP_TIMEOUT: Duration = Duration::from_secs(15);
 /// Polling step while waiting for a child to exit.
 const EXIT_POLL: Duration = Duration::from_millis(20);
+/// Connect timeout of one attempt while waiting for a started server to listen.
+const START_PROBE_TIMEOUT: Duration = Duration::from_secs(1);
+/// Longest sleep of the sampler between two checks of its stop flag.
+const SAMPLER_STEP: Duration = Duration::from_millis(50);
 
 /// A child process that is stopped (SIGTERM, then SIGKILL) when dropped, so no server outlives the bench.
 pub struct Spawned {
     child: Child,
     pub addr: SocketAddr,
     drain: Option<JoinHandle<()>>,
+    started: Instant,
+}
+
+/// Most console lines a [`Watched`] record keeps.
+pub const MAX_WATCHED_LINES: usize = 64;
+
+/// Console lines of a spawned server that contained a watched pattern, with their arrival times.
+#[derive(Debug, Clone, Default)]
+pub struct Watched(Arc<Mutex<Vec<(Instant, String)>>>);
+
+impl Watched {
+    /// Reads the console line by line to its end, keeping the lines that contain `pattern`.
+    fn scan(&self, stdout: ChildStdout, pattern: &str) {
+        let mut reader = BufReader::new(stdout);
+        let mut line = String::new();
+        // Bounded by the child's stdout: it ends when the server exits.
+        while matches!(reader.read_line(&mut line), Ok(n) if n > 0) {
+            if line.contains(pattern) {
+                let mut lines = self.0.lock().unwrap_or_else(|p| p.into_inner());
+                if lines.len() < MAX_WATCHED_LINES {
+                    lines.push((Instant::now(), line.trim_end().to_owned()));
+                }
+            }
+            line.clear();
+        }
+    }
+
+    /// The first line seen at or after `since`.
+    pub fn first_since(&self, since: Instant) -> Option<(Instant, String)> {
+        let lines = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        lines.iter().find(|(at, _)| *at >= since).cloned()
+    }
 }
 
 impl Spawned {
@@ -31,6 +70,18 @@ impl Spawned {
     /// request at the default level) is read and discarded by a thread, as a terminal or a log file would take
     /// it, so the logging cost stays in the measurement.
     pub fn server(path: &Path, extra: &[String]) -> io::Result<Spawned> {
+        Spawned::server_with(path, extra, START_TIMEOUT, None).map(|(s, _)| s)
+    }
+
+    /// [`Spawned::server`] with a start-up limit of `start_timeout` (a server recovering a large data directory
+    /// takes a while), and, when `watch` is given, a record of every console line containing it (with its
+    /// arrival time; at most [`MAX_WATCHED_LINES`]). Returns the server and the record.
+    pub fn server_with(
+        path: &Path,
+        extra: &[String],
+        start_timeout: Duration,
+        watch: Option<&'static str>,
+    ) -> io::Result<(Spawned, Watched)> {
         let port = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?.local_addr()?.port();
         let addr: SocketAddr = (Ipv4Addr::LOCALHOST, port).into();
         let mut cmd = Command::new(path);
@@ -38,17 +89,23 @@ impl Spawned {
             .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::piped());
+        let started = Instant::now();
         let mut child = cmd.spawn().map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
-        let mut stdout = child.stdout.take().ok_or_else(|| io::Error::other("no stdout"))?;
-        let drain = thread::Builder::new().name("server-stdout".into()).spawn(move || {
-            let _ = io::copy(&mut stdout, &mut io::sink());
+        let stdout = child.stdout.take().ok_or_else(|| io::Error::other("no stdout"))?;
+        let watched = Watched::default();
+        let record = watched.clone();
+        let drain = thread::Builder::new().name("server-stdout".into()).spawn(move || match watch {
+            None => {
+                let _ = io::copy(&mut { stdout }, &mut io::sink());
+            }
+            Some(pattern) => record.scan(stdout, pattern),
         })?;
-        let mut spawned = Spawned { child, addr, drain: Some(drain) };
-        let deadline = Instant::now() + START_TIMEOUT;
+        let mut spawned = Spawned { child, addr, drain: Some(drain), started };
+        let deadline = Instant::now() + start_timeout;
         loop {
-            // A connection that sends nothing is silently ignored by the server (PROTOCOL.md 2.4).
-            if std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_ok() {
-                return Ok(spawned);
+            // A connection that sends nothing is silently ignored by the server (docs/protocol.md 2.4).
+            if std::net::TcpStream::connect_timeout(&addr, START_PROBE_TIMEOUT).is_ok() {
+                return Ok((spawned, watched));
             }
             if let Ok(Some(status)) = spawned.child.try_wait() {
                 return Err(io::Error::other(format!("the server exited at start: {status}")));
@@ -60,18 +117,39 @@ impl Spawned {
         }
     }
 
-    /// Starts this very program as the trivial baseline server. Its stdin is a pipe that closes when we exit,
-    /// which ends it even if we die without cleaning up.
-    pub fn trivial() -> io::Result<Spawned> {
+    /// When the process was started.
+    pub fn started(&self) -> Instant {
+        self.started
+    }
+
+    /// Sends `signal` (a name such as `USR1`) to the process with kill(1).
+    pub fn signal(&self, signal: &str) -> io::Result<()> {
+        let status = Command::new("kill").args([&format!("-{signal}"), &self.child.id().to_string()]).status()?;
+        if status.success() {
+            Ok(())
+        } else {
+            Err(io::Error::other(format!("kill -{signal} failed: {status}")))
+        }
+    }
+
+    /// Starts this very program as a trivial baseline server of `kind`. Its stdin is a pipe that closes when
+    /// we exit, which ends it even if we die without cleaning up.
+    pub fn trivial(kind: TrivialKind) -> io::Result<Spawned> {
         let exe = std::env::current_exe()?;
+        let kind = match kind {
+            TrivialKind::Spawn => "spawn",
+            TrivialKind::Inline => "inline",
+        };
         let mut child = Command::new(exe)
-            .args(["--serve-trivial", "127.0.0.1:0"])
+            .args(["serve-trivial", "--kind", kind, "127.0.0.1:0"])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()?;
         let stdout = child.stdout.take().ok_or_else(|| io::Error::other("no stdout"))?;
         match first_port(stdout, |line| line.strip_prefix("listening ")?.trim().parse().ok()) {
-            Ok((port, _)) => Ok(Spawned { child, addr: (Ipv4Addr::LOCALHOST, port).into(), drain: None }),
+            Ok((port, _)) => {
+                Ok(Spawned { child, addr: (Ipv4Addr::LOCALHOST, port).into(), drain: None, started: Instant::now() })
+            }
             Err(e) => {
                 let _ = child.kill();
                 let _ = child.wait();
@@ -120,6 +198,41 @@ impl Drop for Spawned {
         if matches!(self.child.try_wait(), Ok(None)) {
             self.stop_inner();
         }
+    }
+}
+
+/// The server under test: its address, the child process when the bench started it, and the pid to sample.
+pub struct Server {
+    pub addr: SocketAddr,
+    pub spawned: Option<Spawned>,
+    pub pid: Option<u32>,
+}
+
+impl Server {
+    /// Starts the server of `--spawn-server`, or checks that the one named by `--server`/`--port` answers
+    /// connections (a refused connection is reported as such, before anything else is tried).
+    pub fn start(target: &Target) -> Result<Server, BenchError> {
+        if let Some(path) = &target.spawn_server {
+            let spawned = Spawned::server(path, &target.extra_server_args())
+                .map_err(|e| BenchError::Runtime(format!("cannot start the server: {e}")))?;
+            let pid = Some(spawned.pid());
+            return Ok(Server { addr: spawned.addr, spawned: Some(spawned), pid });
+        }
+        let addr = target.running_addr()?;
+        if let Err(e) = std::net::TcpStream::connect_timeout(&addr, target.timeout()) {
+            let hint = if e.kind() == io::ErrorKind::ConnectionRefused {
+                "connection refused: is the server running? (or let the bench start one: --spawn-server PATH)"
+            } else {
+                "no answer"
+            };
+            return Err(BenchError::Runtime(format!("cannot connect to the server at {addr}: {hint} ({e})")));
+        }
+        Ok(Server { addr, spawned: None, pid: target.server_pid })
+    }
+
+    /// Stops a spawned server; returns its exit status for the report (None for a server we did not start).
+    pub fn stop(self) -> Option<String> {
+        self.spawned.map(Spawned::stop)
     }
 }
 
@@ -217,7 +330,7 @@ impl Sampler {
                     // Sleep in short steps so that stopping is prompt.
                     let until = Instant::now() + every;
                     while Instant::now() < until && !flag.load(Ordering::SeqCst) {
-                        thread::sleep(Duration::from_millis(50).min(every));
+                        thread::sleep(SAMPLER_STEP.min(every));
                     }
                 }
             })
