@@ -17,7 +17,7 @@ fn text(bytes: &[u8]) -> String {
 
 #[test]
 fn the_standard_run_against_a_live_server_delivers_everything_exactly_once() {
-    let server = Server::bind(Config::localhost()).and_then(Server::spawn).expect("server on 127.0.0.1:0");
+    let server = Server::bind(Config::default()).and_then(Server::spawn).expect("server on 127.0.0.1:0");
     let port = server.addr().port().to_string();
     let out = bench(
         &["-s", "127.0.0.1", "-p", &port, "-u", "6", "--connected", "4", "-c", "2", "-n", "60"]
@@ -58,7 +58,7 @@ fn a_populated_directory_is_recovered_by_the_server() {
     let data_arg = data.to_str().expect("a UTF-8 path");
     let out = bench(&["populate", "--data-dir", data_arg, "-u", "10", "--queued", "25"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
-    let config = Config { data_dir: Some(data.clone()), ..Config::localhost() };
+    let config = Config { data_dir: Some(data.clone()), ..Config::default() };
     let server = Server::bind(config).expect("the server recovers the populated directory");
     let users = server.store().snapshot();
     assert_eq!(users.len(), 10);
