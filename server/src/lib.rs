@@ -1,6 +1,9 @@
 //! The message delivery server (see `docs/architecture.md`).
 //!
 //! - [`listener`]: accept loop, connection cap, one named thread per connection, orderly stop.
+//! - [`admission`]: connection slots, incomplete requests per address (shedding the oldest), deliveries.
+//! - [`pool`]: the cached thread pool: a finished connection's thread parks and serves the next one.
+//! - [`deadline`]: reading a request against the idle timeout and the whole-request deadline.
 //! - [`handler`]: one request: decode, apply, reply, then deliver.
 //! - [`store`]: the registry (`Arc<Mutex<LinkedList<User>>>`) and every state transition.
 //! - [`delivery`]: ordered pushes to listeners, acknowledgements, the start-up grace period.
@@ -11,12 +14,15 @@
 //!
 //! Tests and tools start a server in-process with [`Server::bind`] and [`Server::spawn`].
 
+pub mod admission;
 pub mod batched;
 pub mod console;
+pub mod deadline;
 pub mod delivery;
 pub mod handler;
 pub mod journal;
 pub mod listener;
+pub mod pool;
 pub mod store;
 pub mod ttweet;
 
