@@ -1,6 +1,6 @@
 //! The message delivery server (see `docs/architecture.md`).
 //!
-//! - [`listener`]: accept loop, connection cap, one named thread per connection, orderly stop.
+//! - [`listener`]: accept loop, admission, a pool of reused connection threads, orderly stop.
 //! - [`admission`]: connection slots, incomplete requests per address (shedding the oldest), deliveries.
 //! - [`pool`]: the cached thread pool: a finished connection's thread parks and serves the next one.
 //! - [`deadline`]: reading a request against the idle timeout and the whole-request deadline.
@@ -37,6 +37,7 @@ use protocol::Profile;
 
 pub use store::Store;
 
+use admission::Limits;
 use handler::Context;
 use listener::Shared;
 
@@ -44,20 +45,32 @@ use listener::Shared;
 pub const DEFAULT_MAX_CONNECTIONS: usize = 2048;
 /// Default cap on pending entries (messages and acknowledgements) per user.
 pub const DEFAULT_MAX_QUEUE: usize = 10_000;
-/// Default idle timeout of a request: this long without a byte ends the connection (PROTOCOL.md 2.4).
+/// Default idle timeout of a request: this long without a byte ends the connection (docs/protocol.md, "Bad input").
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default whole-request deadline: a request not complete this long after accept is closed without reply, however
+/// its bytes trickle in (docs/protocol.md, "Limits and timeouts"). Requests are a few hundred bytes.
+pub const DEFAULT_REQUEST_DEADLINE: Duration = Duration::from_secs(5);
+pub use admission::DEFAULT_MAX_DELIVERIES;
 
 /// Everything a server can be configured with.
 #[derive(Debug, Clone)]
 pub struct Config {
     /// Address to listen on.
     pub bind: SocketAddr,
-    /// Connections served at once; the accept loop waits for a free slot beyond it.
+    /// Connections served at once. Beyond it a newcomer sheds the oldest incomplete request of the address with
+    /// the most of them; the accept loop waits only while every slot holds a complete request.
     pub max_connections: usize,
+    /// Connections of one address with an incomplete request; a newcomer beyond it sheds that address's oldest.
+    /// `None`: [`admission::default_pending_per_address`] of `max_connections`.
+    pub max_pending_per_address: Option<usize>,
+    /// Deliveries in progress at once (they run after the reply, outside the connection slots).
+    pub max_deliveries: usize,
     /// Pending entries per user; a SEND to a full queue fails with code 2.
     pub max_queue: usize,
     /// Idle timeout while reading a request.
     pub request_timeout: Duration,
+    /// Whole-request deadline, from accept to the request's last byte.
+    pub request_deadline: Duration,
     /// Byte-level dialect of replies and pushes.
     pub profile: Profile,
     /// DISCONNECT only from the listener's IP (PROTOCOL.md 4.4).
@@ -77,8 +90,11 @@ impl Default for Config {
         Config {
             bind: SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0)),
             max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_pending_per_address: None,
+            max_deliveries: DEFAULT_MAX_DELIVERIES,
             max_queue: DEFAULT_MAX_QUEUE,
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            request_deadline: DEFAULT_REQUEST_DEADLINE,
             profile: Profile::Standard,
             ip_check: true,
             accept_short_register: false,
@@ -93,6 +109,17 @@ impl Config {
     /// The defaults, on 127.0.0.1 and an ephemeral port: what tests want.
     pub fn localhost() -> Config {
         Config::default()
+    }
+
+    /// The admission limits this configuration asks for.
+    pub fn limits(&self) -> Limits {
+        Limits {
+            max_connections: self.max_connections,
+            max_pending_per_address: self
+                .max_pending_per_address
+                .unwrap_or_else(|| admission::default_pending_per_address(self.max_connections)),
+            max_deliveries: self.max_deliveries,
+        }
     }
 }
 
@@ -124,7 +151,7 @@ impl Server {
     /// Binds with a registry prepared by the caller (for example recovered from a journal).
     pub fn with_store(config: Config, store: Store) -> io::Result<Server> {
         let listener = TcpListener::bind(config.bind)?;
-        let shared = Shared::new(listener.local_addr()?, config.max_connections);
+        let shared = Shared::with_limits(listener.local_addr()?, config.limits());
         let ttweet = match config.ttweet_port {
             Some(port) => Some(ttweet::Service::bind(
                 SocketAddr::new(config.bind.ip(), port),
@@ -137,6 +164,7 @@ impl Server {
             store,
             dialect: config.profile.dialect(),
             request_timeout: config.request_timeout,
+            request_deadline: config.request_deadline,
             ip_check: config.ip_check,
             accept_short_register: config.accept_short_register,
         };
@@ -176,7 +204,7 @@ impl Server {
                 }
             }
         });
-        listener::serve(listener, shared, move |stream| handler::handle(stream, &ctx));
+        listener::serve(listener, shared, move |stream, permit| handler::handle(stream, &ctx, permit));
         if let Some(t) = board {
             let _ = t.join();
         }
@@ -190,8 +218,9 @@ impl Server {
         let ttweet_addr = self.ttweet_addr();
         let store = self.ctx.store.clone();
         let stopper = self.stopper();
+        let shared = self.shared.clone();
         let thread = thread::Builder::new().name("accept".into()).spawn(move || self.run())?;
-        Ok(ServerHandle { addr, ttweet_addr, store, stopper, thread: Some(thread) })
+        Ok(ServerHandle { addr, ttweet_addr, store, stopper, shared, thread: Some(thread) })
     }
 }
 
@@ -218,6 +247,8 @@ pub struct ServerHandle {
     ttweet_addr: Option<SocketAddr>,
     store: Store,
     stopper: Stopper,
+    /// The accept loop's state: its counters are what tests watch.
+    shared: Arc<Shared>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -235,6 +266,21 @@ impl ServerHandle {
     /// The live registry.
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    /// Connection threads started so far (each serves connection after connection): for tests and monitoring.
+    pub fn threads_spawned(&self) -> u64 {
+        self.shared.threads_spawned()
+    }
+
+    /// Connections holding a slot right now (accepted, not yet answered and closed).
+    pub fn connections_in_flight(&self) -> usize {
+        self.shared.admission.in_use()
+    }
+
+    /// Deliveries in progress right now (they hold no connection slot).
+    pub fn deliveries_in_progress(&self) -> usize {
+        self.shared.admission.deliveries()
     }
 
     /// Stops the server and waits for its threads.
