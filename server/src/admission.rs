@@ -1,6 +1,7 @@
 //! Admission control: connection slots, incomplete requests per address, and deliveries in progress.
 //!
-//! Three bounds under one lock (docs/protocol.md, "Limits and timeouts"; docs/architecture.md, "Admission"):
+//! Three bounds under one lock (docs/protocol.md, "Slow peers and a full server"; docs/architecture.md,
+//! "Admission"):
 //!
 //! - **Connection slots** (`--max-connections`). A connection holds a [`Permit`] from accept until its reply
 //!   has been written and its stream closed. Beyond the cap the accept loop waits, but never behind a peer that
@@ -9,7 +10,7 @@
 //!   request has been read in full. When one address has more pending connections than its limit, its oldest
 //!   one is shed: its socket is shut down, which ends its thread's read, and the newcomer is served. A host
 //!   with a thousand idle sockets therefore still gets a fresh request through, and hurts only itself
-//!   (as nginx `limit_conn` and Apache `mod_reqtimeout` do; DESIGN.md's slow-peer advice).
+//!   (as nginx `limit_conn` and Apache `mod_reqtimeout` do).
 //! - **All slots taken.** A newcomer evicts one pending connection: the oldest of the address that has the most
 //!   pending connections. Slowloris sockets come in numbers from few addresses, so they go first, while an
 //!   ordinary client with one request in progress is the last to be chosen. Only when every slot is held by a

@@ -2,7 +2,7 @@
 //!
 //! The idle timeout (`--request-timeout`) ends a peer that stops sending; the deadline (`--request-deadline`,
 //! counted from accept) ends one that keeps trickling a byte now and then, which the idle timeout alone never
-//! would (docs/protocol.md, "Limits and timeouts"). Both are one socket read timeout: before each read it is set
+//! would (docs/protocol.md, "Slow peers and a full server"). Both are one socket read timeout: before each read it is set
 //! to whichever ends first. A setsockopt costs a syscall, so the timeout already set is kept while it overshoots
 //! the deadline by at most [`DEADLINE_SLACK`]: an ordinary request, which arrives in one read, pays for exactly
 //! one, as it did with the idle timeout alone.

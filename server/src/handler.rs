@@ -74,7 +74,7 @@ pub fn handle(stream: TcpStream, ctx: &Context, mut permit: Permit) {
     let request = read_request(&mut reader, ctx);
     reader.get_mut().get_mut().disarm();
     // A request that is complete (answered, even with a failure) can no longer be shed; one that was shed in the
-    // meantime is closed without reply (docs/protocol.md, "Limits and timeouts").
+    // meantime is closed without reply (docs/protocol.md, "Slow peers and a full server").
     if matches!(request, Ok(_) | Err(RequestError::Invalid { .. })) && !permit.request_complete() {
         log::debug!("request from {peer} completed after it was shed: closed without reply");
         return;

@@ -48,7 +48,7 @@ pub const DEFAULT_MAX_QUEUE: usize = 10_000;
 /// Default idle timeout of a request: this long without a byte ends the connection (docs/protocol.md, "Bad input").
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// Default whole-request deadline: a request not complete this long after accept is closed without reply, however
-/// its bytes trickle in (docs/protocol.md, "Limits and timeouts"). Requests are a few hundred bytes.
+/// its bytes trickle in (docs/protocol.md, "Slow peers and a full server"). Requests are a few hundred bytes.
 pub const DEFAULT_REQUEST_DEADLINE: Duration = Duration::from_secs(5);
 pub use admission::DEFAULT_MAX_DELIVERIES;
 
