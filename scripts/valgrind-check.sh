@@ -54,7 +54,7 @@ port, limit = int(sys.argv[1]), float(sys.argv[2])
 deadline = time.monotonic() + limit
 while time.monotonic() < deadline:
     try:
-        # A connection that sends nothing is ignored by the server (PROTOCOL.md 2.4).
+        # A connection that sends nothing is ignored by the server (docs/protocol.md 2.4).
         socket.create_connection(("127.0.0.1", port), timeout=1).close()
         sys.exit(0)
     except OSError:

@@ -1,4 +1,4 @@
-//! Malformed, truncated, oversized, slow and abandoned connections (PROTOCOL.md 2.4): each gets its documented
+//! Malformed, truncated, oversized, slow and abandoned connections (docs/protocol.md 2.4): each gets its documented
 //! answer, changes nothing, and never delays a well-behaved client beyond the timeouts.
 
 use std::io::Write;

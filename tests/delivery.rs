@@ -1,4 +1,4 @@
-//! Pushes: order, no loss, no duplicate, acknowledgements, dead listeners, the grace period (PROTOCOL.md 5).
+//! Pushes: order, no loss, no duplicate, acknowledgements, dead listeners, the grace period (docs/protocol.md 5).
 
 use std::collections::HashMap;
 use std::net::{SocketAddr, TcpListener};
@@ -129,7 +129,7 @@ fn a_dead_listener_keeps_the_message_for_the_next_connect() {
 
 #[test]
 fn a_listener_that_starts_accepting_after_the_connect_reply_gets_its_messages() {
-    // Some original clients bind their listener only after reading the CONNECT reply (PROTOCOL.md 5.4).
+    // Some original clients bind their listener only after reading the CONNECT reply (docs/protocol.md 5.4).
     let s = start();
     let a = s.addr();
     register(a, "alice");
@@ -144,6 +144,8 @@ fn a_listener_that_starts_accepting_after_the_connect_reply_gets_its_messages() 
     let (mut stream, _) = late.accept().expect("push arrives within the grace period");
     stream.set_read_timeout(Some(TIMEOUT)).unwrap();
     assert_eq!(read_all(&mut stream), message("alice", 1, "queued"));
+    // The push counts as delivered once the listener has read it and closed (docs/protocol.md 5.3).
+    drop(stream);
     assert_eq!(la.next(), ack(1));
 }
 
@@ -222,4 +224,27 @@ fn a_slow_listener_does_not_stall_other_users() {
     assert_eq!(lc.next(), message("alice", id, "hi carol"));
     assert!(started.elapsed() < Duration::from_secs(2), "carol served promptly");
     drop(stuck);
+}
+
+#[test]
+fn a_listener_that_resets_without_reading_gets_the_message_again_and_no_ack_is_sent() {
+    // A push counts as delivered only once the listener has read it and closed in order (docs/protocol.md 5.3).
+    let s = start();
+    let a = s.addr();
+    register(a, "alice");
+    register(a, "bob");
+    let la = online(a, "alice");
+    let id = send(a, "alice", "bob", "read me");
+    let resetting = TcpListener::bind(("127.0.0.1", 0)).unwrap();
+    let port = resetting.local_addr().unwrap().port();
+    assert_eq!(call(a, &["CONNECT", "bob", &port.to_string()]), [0]);
+    let (stream, _) = resetting.accept().expect("the push connection");
+    socket2::SockRef::from(&stream).set_linger(Some(Duration::ZERO)).unwrap();
+    drop(stream); // closed with a reset, nothing read
+    eventually("bob marked disconnected", || s.store().is_connected("bob") == Some(false));
+    la.assert_quiet(Duration::from_millis(100));
+    assert_eq!(s.store().snapshot()[1].queue.len(), 1, "the message stays queued");
+    let lb = online(a, "bob");
+    assert_eq!(lb.next(), message("alice", id, "read me"));
+    assert_eq!(la.next(), ack(id));
 }

@@ -1,4 +1,4 @@
-//! Every row of every reply table of PROTOCOL.md section 4, with the exact reply bytes.
+//! Every row of every reply table of docs/protocol.md section 4, with the exact reply bytes.
 
 use e2e::*;
 use server::Config;

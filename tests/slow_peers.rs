@@ -1,5 +1,5 @@
-//! Slow and idle peers against the connection limits, and the thread pool behind them (docs/protocol.md,
-//! "Slow peers and a full server"; docs/architecture.md, "The server's threads"): a trickle is cut at the whole-request
+//! Slow and idle peers against the connection limits, and the thread pool behind them (docs/protocol.md 2.5;
+//! docs/architecture.md, "The server's threads"): a trickle is cut at the whole-request
 //! deadline, an address over its limit sheds its own oldest incomplete connections, a full server sheds one
 //! to answer a newcomer, deliveries hold no connection slot, threads are reused and stop in order.
 //!

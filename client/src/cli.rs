@@ -1,15 +1,22 @@
-//! Command-line flags (PROTOCOL.md 8.1).
+//! Command-line flags (README.md, and docs/protocol.md, section "Client").
 
 use clap::Parser;
+use client::listener::PushSource;
 
-/// The normalization service used when neither `--ws-url` nor `MSG_WS_URL` names one (PROTOCOL.md 7.1).
+/// The normalization service used when neither `--ws-url` nor `MSG_WS_URL` names one (docs/protocol.md,
+/// "Client: normalizing messages").
 pub const DEFAULT_WS_URL: &str = "http://localhost:8000/";
 
-/// Interactive client of the message delivery service.
+/// The interactive client of the message delivery service.
 ///
-/// Reads commands (REGISTER, UNREGISTER, CONNECT, DISCONNECT, CONNECTEDUSERS, SEND, SENDATTACH, QUIT) from a
-/// terminal with line editing, or one per line from a pipe or a file; prints the result of each, and the
-/// messages that arrive while a user is connected. End of input and Ctrl-C act as QUIT.
+/// Reads commands (REGISTER, UNREGISTER, CONNECT, DISCONNECT, CONNECTEDUSERS, SEND, QUIT; HELP lists them) from a
+/// terminal with line editing, or one per line from a pipe or a file; prints the result line of each on stdout,
+/// and the messages that arrive while a user is connected. Reasons for failures and other explanations go to
+/// stderr, so stdout holds only the result lines (docs/protocol.md, "Client: output lines" and "Client:
+/// explanations"). End of input and Ctrl-C act as QUIT. The server is first contacted by the first command.
+///
+/// Exit status: 0 when the session ends (QUIT, end of input, Ctrl-C), 1 when the client cannot run (the server's
+/// name does not resolve, a thread cannot start), 2 for wrong arguments.
 #[derive(Debug, Parser)]
 #[command(name = "client", version)]
 pub struct Args {
@@ -30,6 +37,12 @@ pub struct Args {
     /// Normalize messages in-process with the rule of the web service instead of calling it.
     #[arg(long)]
     pub local_normalize: bool,
+
+    /// Read pushes only from this address, or from any address with `any` [default: the server's address]. Use
+    /// it when the server is behind NAT or has several addresses and its pushes come from one the client does not
+    /// know. Connections from other addresses are closed unread.
+    #[arg(long, env = "MSG_CLIENT_ACCEPT_PUSHES_FROM", value_name = "ADDR|any")]
+    pub accept_pushes_from: Option<PushSource>,
 
     /// Print the `c> ` prompt even when input is not a terminal (off by default so that a script's output holds
     /// only result lines and messages).
@@ -65,6 +78,12 @@ mod tests {
         .unwrap();
         assert_eq!(a.ws_url.as_deref(), Some("http://x:1/"));
         assert!(a.local_normalize && a.prompt);
+        assert_eq!(a.accept_pushes_from, None);
+        let a = Args::try_parse_from(["client", "-s", "h", "-p", "1", "--accept-pushes-from", "any"]).unwrap();
+        assert_eq!(a.accept_pushes_from, Some(PushSource::Any));
+        let a = Args::try_parse_from(["client", "-s", "h", "-p", "1", "--accept-pushes-from", "10.0.0.1"]).unwrap();
+        assert_eq!(a.accept_pushes_from, Some(PushSource::Only("10.0.0.1".parse().unwrap())));
+        assert!(Args::try_parse_from(["client", "-s", "h", "-p", "1", "--accept-pushes-from", "x"]).is_err());
     }
 
     #[test]

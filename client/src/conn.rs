@@ -1,12 +1,19 @@
-//! One request, one connection: connect, write the request whole, read the reply, close (PROTOCOL.md 2.1).
+//! One request, one connection: connect, write the request whole, read the reply, close (docs/protocol.md,
+//! "Shape of a conversation" and "Client: talking to a server").
 //!
 //! Every step is bounded: the connect, the write and each read by a timeout, and the whole reply by a byte cap
 //! ([`MAX_REPLY_LEN`]) and a deadline ([`REPLY_DEADLINE`]), so a server that stalls, trickles, closes early or
 //! sends garbage costs the caller at most a few seconds and an error, never a hang.
+//!
+//! Every connection this module opens carries one complete request, written in one piece before anything is
+//! read. There is deliberately no "is the server up?" probe: the original C servers of this design crash, hang
+//! or replay their previous request when a connection closes without a complete request (see
+//! docs/compatibility.md), so an unreachable server is reported by the first command instead
+//! ([`ConnError::Connect`]).
 
 use std::fmt;
 use std::io::{self, BufReader, ErrorKind, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 use protocol::reply::{ReplyError, MAX_REPLY_LEN};
@@ -55,7 +62,8 @@ impl std::error::Error for ConnError {
 /// Sends `req` to the server at `addr` on a fresh connection and reads its reply.
 ///
 /// `timeout` bounds the connect, the write and every single read; the whole reply is further bounded by
-/// [`REPLY_DEADLINE`] and [`MAX_REPLY_LEN`]. The reply's status may be in any dialect of appendix A.1.
+/// [`REPLY_DEADLINE`] and [`MAX_REPLY_LEN`]. The reply's status may be in any dialect of the original servers
+/// (docs/compatibility.md, "What each profile sends").
 pub fn request(addr: SocketAddr, req: &Request, timeout: Duration) -> Result<Reply, ConnError> {
     let stream = TcpStream::connect_timeout(&addr, timeout).map_err(ConnError::Connect)?;
     stream.set_write_timeout(Some(timeout)).map_err(ConnError::Write)?;
@@ -65,32 +73,30 @@ pub fn request(addr: SocketAddr, req: &Request, timeout: Duration) -> Result<Rep
     // One write of the whole request, so the server never sees a request split by our own buffering.
     (&stream).write_all(&req.to_bytes()).map_err(ConnError::Write)?;
     let deadline = Instant::now() + REPLY_DEADLINE.max(timeout);
-    let reader = DeadlineReader { stream: &stream, timeout, deadline };
+    let reader = DeadlineReader::new(&stream, timeout, deadline);
     let mut fields = FieldReader::with_cap(BufReader::new(reader), MAX_REPLY_LEN);
     Reply::read_from(req.op(), &mut fields).map_err(ConnError::Reply)
 }
 
-/// Checks that the server at `addr` accepts connections: connects and closes without sending anything (the
-/// server silently ignores a connection that carries no byte, PROTOCOL.md 2.4).
-pub fn probe(addr: SocketAddr, timeout: Duration) -> io::Result<()> {
-    let stream = TcpStream::connect_timeout(&addr, timeout)?;
-    // Half-close first so the server reads a clean end of stream rather than a reset.
-    let _ = stream.shutdown(Shutdown::Write);
-    Ok(())
-}
-
-/// A socket reader whose every read ends by a fixed deadline as well as by the per-read timeout.
-struct DeadlineReader<'a> {
+/// A socket reader whose every read ends by a fixed deadline as well as by the per-read timeout; past the
+/// deadline, reads fail with [`ErrorKind::TimedOut`].
+pub(crate) struct DeadlineReader<'a> {
     stream: &'a TcpStream,
     timeout: Duration,
     deadline: Instant,
+}
+
+impl<'a> DeadlineReader<'a> {
+    pub(crate) fn new(stream: &'a TcpStream, timeout: Duration, deadline: Instant) -> DeadlineReader<'a> {
+        DeadlineReader { stream, timeout, deadline }
+    }
 }
 
 impl Read for DeadlineReader<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let left = self.deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
-            return Err(io::Error::new(ErrorKind::TimedOut, "reply took too long"));
+            return Err(io::Error::new(ErrorKind::TimedOut, "deadline passed"));
         }
         // A zero read timeout means "block forever" to the OS, hence the floor of one millisecond.
         self.stream.set_read_timeout(Some(left.min(self.timeout).max(Duration::from_millis(1))))?;
@@ -165,6 +171,5 @@ mod tests {
         // Bind then drop: the port is very likely closed for the duration of the test.
         let addr = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
         assert!(matches!(request(addr, &connect_req(), DEFAULT_TIMEOUT), Err(ConnError::Connect(_))));
-        assert!(probe(addr, DEFAULT_TIMEOUT).is_err());
     }
 }

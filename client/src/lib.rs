@@ -1,7 +1,7 @@
 //! Client-side building blocks of the message delivery service, shared by the interactive `client` program and
 //! the `bench` tool.
 //!
-//! - [`conn`]: one request on one connection, every step bounded by a timeout; the reachability probe.
+//! - [`conn`]: one request on one connection, every step bounded by a timeout; never an empty or partial one.
 //! - [`listener`]: the socket the server pushes to — bind before CONNECT, read pushes, stop without losing any.
 //! - [`ws`]: the SOAP call to the normalization web service.
 //!

@@ -1,4 +1,4 @@
-//! `client`: the interactive shell of the message delivery service (PROTOCOL.md section 8).
+//! `client`: the interactive shell of the message delivery service (docs/protocol.md, section "Client").
 //!
 //! Threads, as in the original design:
 //! - main: reads lines ([`input`]), parses them ([`shell`]), answers local errors itself and hands commands to
@@ -27,7 +27,7 @@ use std::process::ExitCode;
 use std::sync::{Mutex, PoisonError};
 
 use clap::Parser;
-use client::conn::{self, DEFAULT_TIMEOUT};
+use client::listener::PushSource;
 use crossbeam_channel::{bounded, Receiver, Sender};
 
 use crate::cli::Args;
@@ -61,22 +61,26 @@ fn main() -> ExitCode {
     }
     let through_printer = printer.is_some() && io::stderr().is_terminal();
     let output = match printer {
-        Some(p) => Output::printer(p),
+        Some(p) => Output::printer(p, through_printer),
         None => Output::stdout(),
     };
     init_logging(through_printer.then(|| output.clone()));
 
-    let target = format!("{}:{}", args.server, args.port);
+    // No connection is opened before the first command: an empty connection crashes the original servers
+    // (docs/compatibility.md), so a server that is down is reported by the first command's reason line.
     let server = match resolve(&args.server, args.port) {
         Ok(addr) => addr,
-        Err(e) => return cannot_reach(&target, &e),
+        Err(e) => {
+            eprintln!("error: cannot resolve server {}:{}: {e}", args.server, args.port);
+            return ExitCode::FAILURE;
+        }
     };
-    if let Err(e) = conn::probe(server, DEFAULT_TIMEOUT) {
-        return cannot_reach(&target, &e);
-    }
 
     let normalizer = Normalizer::new(Mode::from_flags(args.local_normalize, args.ws_url));
-    let session = Session::new(server, normalizer, output.clone());
+    // By default pushes are read only from the server's own address (docs/protocol.md, "Client: the push
+    // listener").
+    let push_source = args.accept_pushes_from.unwrap_or(PushSource::Only(server.ip()));
+    let session = Session::new(server, push_source, normalizer, output.clone());
     let (jobs_tx, jobs_rx) = bounded::<Job>(JOB_QUEUE);
     let (done_tx, done_rx) = bounded::<Done>(1);
     if let Err(e) = sender::spawn(session, jobs_rx, done_tx, Box::new(|| exit_now(0))) {
@@ -99,6 +103,21 @@ fn main() -> ExitCode {
                 Parsed::Empty => continue,
                 Parsed::Error(text) => {
                     output.line(&text);
+                    continue;
+                }
+                Parsed::Help => {
+                    for line in shell::help_lines() {
+                        output.line(&line);
+                    }
+                    continue;
+                }
+                Parsed::Unknown(text) => {
+                    // The spec's line for scripts on stdout; the list, an explanation, with the notes.
+                    output.line(&text);
+                    output.note("Commands (HELP shows this list):");
+                    for line in shell::help_lines() {
+                        output.note(&line);
+                    }
                     continue;
                 }
                 Parsed::Command(c) => c,
@@ -141,11 +160,6 @@ fn resolve(host: &str, port: u16) -> io::Result<SocketAddr> {
         .or_else(|| addrs.first())
         .copied()
         .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "the name has no address"))
-}
-
-fn cannot_reach(target: &str, e: &io::Error) -> ExitCode {
-    eprintln!("error: cannot reach server {target}: {e}");
-    ExitCode::FAILURE
 }
 
 /// Logging to stderr, `warn` unless `RUST_LOG` says otherwise, so that stdout holds only the session. With a

@@ -1,10 +1,11 @@
-//! Step 1 of SEND (PROTOCOL.md 8.3): the message is normalized before it is sent, by the web service or, when
-//! asked, in-process with the same rule.
+//! Step 1 of SEND (docs/protocol.md, "Normalization web service", "The client's call"): the message is normalized
+//! before it is sent, by the web service or, when asked, in-process with the same rule.
 //!
 //! A service named explicitly (`--ws-url` or `MSG_WS_URL`) must answer: unreachable or faulting, the SEND fails.
 //! The default service is a convenience: when nothing listens there, the client warns once and applies the rule
 //! itself, so a first run without the service still works.
 
+use std::fmt;
 use std::time::Duration;
 
 use client::ws::{self, WsError};
@@ -35,6 +36,28 @@ impl Mode {
     }
 }
 
+/// Why a message could not be normalized: the service at `url` failed with `kind`, which is also the error's
+/// `source()`, so a caller can tell a timeout from a fault or an absent service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NormalizeError {
+    /// The service that was asked.
+    pub url: String,
+    /// What went wrong with it.
+    pub kind: WsError,
+}
+
+impl fmt::Display for NormalizeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "normalization service {}: {}", self.url, self.kind)
+    }
+}
+
+impl std::error::Error for NormalizeError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.kind)
+    }
+}
+
 /// Normalizes messages according to a [`Mode`].
 #[derive(Debug)]
 pub struct Normalizer {
@@ -49,7 +72,7 @@ impl Normalizer {
     }
 
     /// The normalized text, or why SEND must fail.
-    pub fn normalize(&mut self, text: &str) -> Result<String, String> {
+    pub fn normalize(&mut self, text: &str) -> Result<String, NormalizeError> {
         let (url, explicit) = match &self.mode {
             Mode::Local => return Ok(protocol::normalize::normalize(text)),
             Mode::Remote { url, explicit } => (url.as_str(), *explicit),
@@ -65,7 +88,7 @@ impl Normalizer {
                 }
                 Ok(protocol::normalize::normalize(text))
             }
-            Err(e) => Err(format!("normalization service {url}: {e}")),
+            Err(kind) => Err(NormalizeError { url: url.to_owned(), kind }),
         }
     }
 }
@@ -100,9 +123,15 @@ mod tests {
     }
 
     #[test]
-    fn an_unreachable_explicit_service_fails() {
-        let mut n = Normalizer::new(Mode::Remote { url: closed_url(), explicit: true });
-        assert!(n.normalize("a  b").is_err());
+    fn an_unreachable_explicit_service_fails_and_says_which_and_why() {
+        let url = closed_url();
+        let mut n = Normalizer::new(Mode::Remote { url: url.clone(), explicit: true });
+        let e = n.normalize("a  b").expect_err("nothing listens there");
+        assert_eq!(e.url, url);
+        assert!(matches!(e.kind, WsError::Unreachable(_)), "{e:?}");
+        assert!(e.to_string().starts_with(&format!("normalization service {url}: service unreachable")), "{e}");
+        let source = std::error::Error::source(&e).map(|s| s.to_string());
+        assert_eq!(source, Some(e.kind.to_string()));
     }
 
     #[test]

@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use rustyline::ExternalPrinter;
 
-/// The prompt of PROTOCOL.md 8.1.
+/// The prompt (docs/protocol.md, "Choices where …", item 8).
 pub const PROMPT: &str = "c> ";
 
 /// A cloneable handle on the client's standard output.
@@ -33,6 +33,9 @@ struct Inner {
 
 struct State {
     sink: Sink,
+    /// Whether notes go through the external printer (a terminal shows stderr and stdout together) rather than to
+    /// stderr.
+    notes_to_printer: bool,
     /// Whether a prompt was printed by [`Output::prompt`] and the cursor still stands after it.
     after_prompt: bool,
     /// Whether the main thread is waiting for input behind that prompt (so a block must redraw it).
@@ -47,16 +50,17 @@ enum Sink {
 impl Output {
     /// Output to stdout (pipe mode, or a terminal whose external printer is unavailable).
     pub fn stdout() -> Output {
-        Output::with_sink(Sink::Stdout)
+        Output::with_sink(Sink::Stdout, false)
     }
 
-    /// Output through rustyline's external printer (terminal mode).
-    pub fn printer(printer: Box<dyn ExternalPrinter + Send>) -> Output {
-        Output::with_sink(Sink::Printer(printer))
+    /// Output through rustyline's external printer (terminal mode); notes too when `notes_to_printer` (stderr is
+    /// the same terminal).
+    pub fn printer(printer: Box<dyn ExternalPrinter + Send>, notes_to_printer: bool) -> Output {
+        Output::with_sink(Sink::Printer(printer), notes_to_printer)
     }
 
-    fn with_sink(sink: Sink) -> Output {
-        let state = State { sink, after_prompt: false, waiting_for_input: false };
+    fn with_sink(sink: Sink, notes_to_printer: bool) -> Output {
+        let state = State { sink, notes_to_printer, after_prompt: false, waiting_for_input: false };
         Output { inner: Arc::new(Inner { state: Mutex::new(state), result_gate: Mutex::new(()) }) }
     }
 
@@ -70,6 +74,22 @@ impl Output {
         let mut state = self.state();
         state.after_prompt = false;
         state.write(format!("{text}\n"));
+    }
+
+    /// Prints an explanation: a failure's reason, a change of the acting user, the command list after an unknown
+    /// command. Notes go to stderr, so that stdout holds only the result lines a script parses; on a line-editing
+    /// terminal that also shows stderr they go through the editor, so as not to tear the prompt.
+    pub fn note(&self, text: &str) {
+        let mut state = self.state();
+        if state.notes_to_printer && matches!(state.sink, Sink::Printer(_)) {
+            state.after_prompt = false;
+            state.write(format!("{text}\n"));
+        } else {
+            // As for stdout: a failed write has nowhere better to be reported.
+            let mut err = io::stderr().lock();
+            let _ = writeln!(err, "{text}");
+            let _ = err.flush();
+        }
     }
 
     /// Prints asynchronous lines (`text` ends with a newline): on a fresh line, and followed by a new prompt

@@ -5,18 +5,18 @@
 
 use std::io;
 
-use client::listener::{ListenerHandle, PushListener};
+use client::listener::{ListenerHandle, PushListener, PushSource};
 use crossbeam_channel::Sender;
 use protocol::Push;
 
 use crate::format::push_block;
 use crate::output::Output;
 
-/// Binds the listener and starts accepting; pushes are printed through `output`, and the id of every
-/// acknowledgement is also sent on `acks` (the sender waits for them before disconnecting).
-pub fn start(output: Output, acks: Sender<u32>) -> io::Result<ListenerHandle> {
+/// Binds the listener and starts accepting pushes from `source`; pushes are printed through `output`, and the id
+/// of every acknowledgement is also sent on `acks` (the sender waits for them before disconnecting).
+pub fn start(output: Output, source: PushSource, acks: Sender<u32>) -> io::Result<ListenerHandle> {
     let listener = PushListener::bind()?;
-    listener.spawn(move |push| {
+    listener.spawn(source, move |push| {
         // Let a command in flight print its result first: the push it released may overtake it.
         let _gate = output.result_gate();
         output.block(&push_block(&push));

@@ -1,6 +1,6 @@
 //! The sender thread: runs one command at a time against the server and prints its result line.
 //!
-//! It owns the session of PROTOCOL.md 8.2 — the current user, the connected alias and its listener — so no
+//! It owns the session (docs/protocol.md, "Client: commands") — the current user, the connected alias and its listener — so no
 //! other thread needs a lock to know who we are. Commands arrive on a channel from the main thread (typed
 //! lines) or from the signal thread (Ctrl-C); each user command is answered with a [`Done`] once its line is
 //! printed, so the prompt comes back only after the result.
@@ -10,14 +10,14 @@ use std::net::SocketAddr;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use client::conn::{self, DEFAULT_TIMEOUT};
-use client::listener::ListenerHandle;
+use client::conn::{self, ConnError, DEFAULT_TIMEOUT};
+use client::listener::{ListenerHandle, PushSource};
 use crossbeam_channel::{Receiver, Sender};
-use log::warn;
+use log::debug;
 use protocol::reply::{ConnectStatus, SendReply, UnregisterStatus};
 use protocol::{Op, RegisterStatus, Reply, Request, MAX_FIELD_LEN};
 
-use crate::format::{failure_line, result_line, SENDATTACH_UNSUPPORTED};
+use crate::format::{failure_line, printable, reason, result_line, SENDATTACH_REASON, SENDATTACH_UNSUPPORTED};
 use crate::normalizer::Normalizer;
 use crate::output::Output;
 use crate::receiver;
@@ -27,8 +27,11 @@ use crate::shell::Command;
 ///
 /// On a live connection an acknowledgement follows its SEND within milliseconds; waiting this little lets a
 /// script that sends and quits at once still see `SEND MESSAGE <id> OK`. An acknowledgement that misses it is not
-/// lost: the server keeps it for the next CONNECT (PROTOCOL.md 5.3).
+/// lost: the server keeps it for the next CONNECT (docs/protocol.md, "Semantics in brief").
 pub const ACK_GRACE: Duration = Duration::from_millis(1000);
+
+/// The reason given when SEND or CONNECTEDUSERS has no user to act as.
+const NO_CURRENT_USER: &str = "no current user: REGISTER or CONNECT first";
 
 /// Most acknowledgements tracked at once (messages to users who stay offline are never acknowledged).
 const MAX_TRACKED_ACKS: usize = 10_000;
@@ -96,9 +99,11 @@ pub fn spawn(
 /// The state of one client session.
 pub struct Session {
     server: SocketAddr,
+    /// Whose connections the listener reads (`--accept-pushes-from`).
+    push_source: PushSource,
     normalizer: Normalizer,
     output: Output,
-    /// The alias of the last successful REGISTER or CONNECT (8.2).
+    /// The alias of the last successful REGISTER or CONNECT (docs/protocol.md, "Client: commands").
     current_user: Option<String>,
     /// The alias this process connected, with its listener.
     connected: Option<Connected>,
@@ -111,8 +116,16 @@ struct Connected {
 }
 
 impl Session {
-    pub fn new(server: SocketAddr, normalizer: Normalizer, output: Output) -> Session {
-        Session { server, normalizer, output, current_user: None, connected: None, acks: AckTracker::new() }
+    pub fn new(server: SocketAddr, push_source: PushSource, normalizer: Normalizer, output: Output) -> Session {
+        Session {
+            server,
+            push_source,
+            normalizer,
+            output,
+            current_user: None,
+            connected: None,
+            acks: AckTracker::new(),
+        }
     }
 
     /// Runs one command and prints its result line(s). Returns whether the session is over.
@@ -124,26 +137,27 @@ impl Session {
         match command {
             Command::Register { alias, birth_date, full_name } => {
                 let _gate = output.result_gate();
-                let reply = self.call(Request::Register { full_name, alias: alias.clone(), birth_date });
-                if matches!(reply, Some(Reply::Register(RegisterStatus::Ok))) {
-                    self.current_user = Some(alias);
+                let req = Request::Register { full_name, alias: alias.clone(), birth_date };
+                let result = self.call(&req);
+                self.print(&req, &result);
+                if matches!(result, Ok(Reply::Register(RegisterStatus::Ok))) {
+                    self.act_as(Some(alias));
                 }
-                self.print(Op::Register, reply);
             }
             Command::Unregister { alias } => {
                 let gate = output.result_gate();
-                let reply = self.call(Request::Unregister { alias: alias.clone() });
+                let req = Request::Unregister { alias: alias.clone() };
+                let result = self.call(&req);
                 drop(gate);
-                if matches!(reply, Some(Reply::Unregister(UnregisterStatus::Ok))) {
-                    if self.current_user.as_deref() == Some(alias.as_str()) {
-                        self.current_user = None;
-                    }
-                    // The server pushes nothing more to a removed user: its listener has no purpose left.
-                    if self.connected.as_ref().is_some_and(|c| c.alias == alias) {
-                        self.close_listener();
-                    }
+                let removed = matches!(result, Ok(Reply::Unregister(UnregisterStatus::Ok)));
+                // The server pushes nothing more to a removed user: its listener has no purpose left.
+                if removed && self.connected.as_ref().is_some_and(|c| c.alias == alias) {
+                    self.close_listener();
                 }
-                self.print(Op::Unregister, reply);
+                self.print(&req, &result);
+                if removed && self.current_user.as_deref() == Some(alias.as_str()) {
+                    self.act_as(None);
+                }
             }
             Command::Connect { alias } => {
                 let gate = output.result_gate();
@@ -157,13 +171,17 @@ impl Session {
             Command::ConnectedUsers => match self.current_user.clone() {
                 Some(alias) => {
                     let _gate = output.result_gate();
-                    let reply = self.call(Request::ConnectedUsers { alias });
-                    self.print(Op::ConnectedUsers, reply);
+                    let req = Request::ConnectedUsers { alias };
+                    let result = self.call(&req);
+                    self.print(&req, &result);
                 }
-                None => self.fail_locally(Op::ConnectedUsers, "no current user: REGISTER or CONNECT first"),
+                None => self.fail_locally(Op::ConnectedUsers, NO_CURRENT_USER),
             },
             Command::Send { recipient, message } => self.send(recipient, &message),
-            Command::SendAttach { .. } => self.output.line(SENDATTACH_UNSUPPORTED),
+            Command::SendAttach { .. } => {
+                self.output.line(SENDATTACH_UNSUPPORTED);
+                self.output.note(SENDATTACH_REASON);
+            }
             Command::Quit => {
                 if let Some(alias) = self.connected.as_ref().map(|c| c.alias.clone()) {
                     self.disconnect(alias);
@@ -172,6 +190,18 @@ impl Session {
             }
         }
         false
+    }
+
+    /// Changes the current user, and says so when it changed (docs/protocol.md, "Client: explanations").
+    fn act_as(&mut self, user: Option<String>) {
+        if self.current_user == user {
+            return;
+        }
+        match &user {
+            Some(alias) => self.output.note(&format!("now acting as {}", printable(alias))),
+            None => self.output.note("no current user now: REGISTER or CONNECT to act as someone"),
+        }
+        self.current_user = user;
     }
 
     /// CONNECT; the caller holds the result gate. Returns a listener that did not get connected, for the caller
@@ -187,33 +217,35 @@ impl Session {
             }
             None => return self.connect_new(alias),
         };
-        let reply = self.call(Request::Connect { alias: alias.clone(), port });
-        if matches!(reply, Some(Reply::Connect(ConnectStatus::Ok))) {
-            self.current_user = Some(alias);
+        let req = Request::Connect { alias: alias.clone(), port };
+        let result = self.call(&req);
+        self.print(&req, &result);
+        if matches!(result, Ok(Reply::Connect(ConnectStatus::Ok))) {
+            self.act_as(Some(alias));
         }
-        self.print(Op::Connect, reply);
         None
     }
 
     fn connect_new(&mut self, alias: String) -> Option<ListenerHandle> {
-        // The listener accepts before CONNECT is sent: the server may push right after its reply (8.2).
+        // The listener accepts before CONNECT is sent: the server may push right after its reply
+        // (docs/protocol.md, "Client: the push listener").
         let (acks_tx, acks_rx) = crossbeam_channel::bounded(MAX_TRACKED_ACKS);
-        let listener = match receiver::start(self.output.clone(), acks_tx) {
+        let listener = match receiver::start(self.output.clone(), self.push_source, acks_tx) {
             Ok(l) => l,
             Err(e) => {
                 self.fail_locally(Op::Connect, &format!("cannot open a listener: {e}"));
                 return None;
             }
         };
-        let reply = self.call(Request::Connect { alias: alias.clone(), port: listener.port() });
-        let connected = matches!(reply, Some(Reply::Connect(ConnectStatus::Ok)));
-        self.print(Op::Connect, reply);
-        if !connected {
+        let req = Request::Connect { alias: alias.clone(), port: listener.port() };
+        let result = self.call(&req);
+        self.print(&req, &result);
+        if !matches!(result, Ok(Reply::Connect(ConnectStatus::Ok))) {
             return Some(listener);
         }
         self.acks.reset(acks_rx);
         self.connected = Some(Connected { alias: alias.clone(), listener });
-        self.current_user = Some(alias);
+        self.act_as(Some(alias));
         None
     }
 
@@ -223,12 +255,13 @@ impl Session {
         if ours {
             self.acks.wait();
         }
-        let reply = self.call(Request::Disconnect { alias });
+        let req = Request::Disconnect { alias };
+        let result = self.call(&req);
         if ours {
-            // Whatever the reply (8.2). Closing first means nothing of this session prints after the line.
+            // Whatever the reply. Closing first means nothing of this session prints after the line.
             self.close_listener();
         }
-        self.print(Op::Disconnect, reply);
+        self.print(&req, &result);
     }
 
     fn close_listener(&mut self) {
@@ -240,11 +273,11 @@ impl Session {
 
     fn send(&mut self, recipient: String, message: &str) {
         let Some(sender) = self.current_user.clone() else {
-            return self.fail_locally(Op::Send, "no current user: REGISTER or CONNECT first");
+            return self.fail_locally(Op::Send, NO_CURRENT_USER);
         };
         let text = match self.normalizer.normalize(message) {
             Ok(t) => t,
-            Err(e) => return self.fail_locally(Op::Send, &e),
+            Err(e) => return self.fail_locally(Op::Send, &e.to_string()),
         };
         if text.is_empty() {
             return self.fail_locally(Op::Send, "the message is empty");
@@ -255,43 +288,56 @@ impl Session {
         }
         let output = self.output.clone();
         let _gate = output.result_gate();
-        let reply = self.call(Request::Send { sender, recipient, text });
-        if let Some(Reply::Send(SendReply::Accepted(id))) = reply {
+        let req = Request::Send { sender, recipient, text };
+        let result = self.call(&req);
+        if let Ok(Reply::Send(SendReply::Accepted(id))) = result {
             if self.connected.is_some() {
                 self.acks.sent(id);
             }
         }
-        self.print(Op::Send, reply);
+        self.print(&req, &result);
     }
 
-    /// Sends a request; any failure is logged and gives `None`.
-    fn call(&self, req: Request) -> Option<Reply> {
-        let op = req.op();
-        if let Some(field) = nul_field(&req) {
-            warn!("{op}: the {field} contains a NUL character, which the protocol cannot carry");
-            return None;
+    /// Sends a request. A failure gives the reason to show the user.
+    fn call(&self, req: &Request) -> Result<Reply, String> {
+        // Only well-formed requests leave this process: an original server cannot survive some bad ones.
+        if let Some(why) = field_problem(req) {
+            return Err(why);
         }
-        match conn::request(self.server, &req, DEFAULT_TIMEOUT) {
-            Ok(reply) => Some(reply),
-            Err(e) => {
-                warn!("{op}: server {}: {e}", self.server);
-                None
+        conn::request(self.server, req, DEFAULT_TIMEOUT).map_err(|e| {
+            debug!("{}: server {}: {e:?}", req.op(), self.server);
+            match e {
+                ConnError::Connect(e) => format!("cannot reach server {}: {e}", self.server),
+                ConnError::Write(e) => format!("cannot send the request to server {}: {e}", self.server),
+                ConnError::Reply(e) => format!("no valid answer from server {}: {e}", self.server),
+                e => format!("server {}: {e}", self.server),
             }
+        })
+    }
+
+    /// Prints the result line of `req`, then, when it is not a success, the reason on its own line.
+    fn print(&self, req: &Request, result: &Result<Reply, String>) {
+        self.output.line(&result_line(req.op(), result.as_ref().ok()));
+        let connected_here = self.connected.as_ref().map(|c| c.alias.as_str());
+        let reason = match result {
+            Ok(reply) => reason(req, reply, connected_here),
+            Err(why) => Some(why.clone()),
+        };
+        if let Some(why) = reason {
+            self.output.note(&why);
         }
     }
 
-    fn print(&self, op: Op, reply: Option<Reply>) {
-        self.output.line(&result_line(op, reply.as_ref()));
-    }
-
+    /// Prints the FAIL line of `op` for a failure found before contacting the server, and its reason.
     fn fail_locally(&self, op: Op, why: &str) {
-        warn!("{op}: {why}");
         self.output.line(failure_line(op));
+        self.output.note(why);
     }
 }
 
-/// The name of the first field of `req` that contains a NUL character, if any.
-fn nul_field(req: &Request) -> Option<&'static str> {
+/// Why `req` cannot be sent as it is: a field that contains a NUL character or is longer than the protocol's
+/// field limit. The original servers truncate or overflow on long fields; ours would answer a failure anyway.
+fn field_problem(req: &Request) -> Option<String> {
     let fields: &[(&'static str, &str)] = match req {
         Request::Register { full_name, alias, birth_date } => {
             &[("alias", alias), ("birth date", birth_date), ("full name", full_name)]
@@ -302,7 +348,15 @@ fn nul_field(req: &Request) -> Option<&'static str> {
         | Request::ConnectedUsers { alias } => &[("alias", alias)],
         Request::Send { sender, recipient, text } => &[("sender", sender), ("recipient", recipient), ("message", text)],
     };
-    fields.iter().find(|(_, v)| v.contains('\0')).map(|(name, _)| *name)
+    fields.iter().find_map(|(name, v)| {
+        if v.contains('\0') {
+            Some(format!("the {name} contains a NUL character, which the protocol cannot carry"))
+        } else if v.len() > MAX_FIELD_LEN {
+            Some(format!("the {name} is {} bytes long, the limit is {MAX_FIELD_LEN}", v.len()))
+        } else {
+            None
+        }
+    })
 }
 
 /// The acknowledgements still expected for messages this session sent while connected.
@@ -370,10 +424,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn nul_fields_are_named() {
+    fn nul_and_over_long_fields_are_named() {
         let req = Request::Send { sender: "a".into(), recipient: "b".into(), text: "x\0y".into() };
-        assert_eq!(nul_field(&req), Some("message"));
-        assert_eq!(nul_field(&Request::Disconnect { alias: "ok".into() }), None);
+        assert_eq!(
+            field_problem(&req).as_deref(),
+            Some("the message contains a NUL character, which the protocol cannot carry")
+        );
+        let req = Request::Connect { alias: "a".repeat(256), port: 1 };
+        assert_eq!(field_problem(&req).as_deref(), Some("the alias is 256 bytes long, the limit is 255"));
+        assert_eq!(field_problem(&Request::Disconnect { alias: "a".repeat(255) }), None);
     }
 
     #[test]

@@ -1,11 +1,11 @@
-//! The command language of PROTOCOL.md 8.1: one typed line becomes a [`Command`] or a local error line.
+//! The command language (docs/protocol.md, "Client: commands"): one typed line becomes a [`Command`] or a local error line.
 //!
 //! The first word names the command, in any case. Words are separated by spaces; the last argument of SEND
 //! and SENDATTACH (the message) and of REGISTER (the full name) is the rest of the line, verbatim. Leading and
 //! trailing blanks of the line are ignored, and so are extra spaces between words: a stray space should not turn
 //! `CONNECT alice` into a syntax error, and the message is normalized before it is sent anyway.
 
-/// Birth date sent by `REGISTER <userName>` when none is given (8.1).
+/// Birth date sent by `REGISTER <userName>` when none is given.
 pub const DEFAULT_BIRTH_DATE: &str = "01/01/1970";
 
 /// A command the user asked for, with its arguments.
@@ -28,11 +28,15 @@ pub enum Parsed {
     Empty,
     /// A command to run.
     Command(Command),
-    /// A line to print instead of running anything (syntax error, unknown command); the server is not contacted.
+    /// A line to print instead of running anything (a syntax error); the server is not contacted.
     Error(String),
+    /// An unknown command: its spec line (`Error: command <word> not valid.`), to be followed by the command list.
+    Unknown(String),
+    /// `HELP` or `?`: print [`help_lines`].
+    Help,
 }
 
-/// The command names and their arguments as shown in usage messages (table 8.1).
+/// The command names and their arguments as shown in usage messages (docs/protocol.md, "Client: commands").
 const USAGES: [(&str, &str); 8] = [
     ("REGISTER", "<userName> [<DD/MM/YYYY> [<full name…>]]"),
     ("UNREGISTER", "<userName>"),
@@ -43,6 +47,40 @@ const USAGES: [(&str, &str); 8] = [
     ("SENDATTACH", "<userName> <file> <message…>"),
     ("QUIT", ""),
 ];
+
+/// What each advertised command does, for HELP, in the order of [`USAGES`]. SENDATTACH is left out: it exists
+/// only to answer `SENDATTACH FAIL / NOT SUPPORTED`.
+const PURPOSES: [(&str, &str); 8] = [
+    ("REGISTER", "register a user; you then act as that user"),
+    ("UNREGISTER", "remove a user and the messages waiting for it"),
+    ("CONNECT", "go online as a user: receive its messages and act as it"),
+    ("DISCONNECT", "go offline"),
+    ("CONNECTEDUSERS", "list the users online (the current user must be connected)"),
+    ("SEND", "send a message as the current user"),
+    ("QUIT", "disconnect and exit (also end of input, Ctrl-D, Ctrl-C)"),
+    ("HELP", "show this list (also ?)"),
+];
+
+/// The command list shown by HELP: one line per command, its usage and what it does.
+pub fn help_lines() -> Vec<String> {
+    let usage = |name: &str| {
+        let args = USAGES.iter().find(|(n, _)| *n == name).map_or("", |(_, a)| *a);
+        if args.is_empty() {
+            name.to_owned()
+        } else {
+            format!("{name} {args}")
+        }
+    };
+    let width = PURPOSES.iter().map(|(n, _)| usage(n).chars().count()).max().unwrap_or(0);
+    PURPOSES
+        .iter()
+        .map(|(name, what)| {
+            let u = usage(name);
+            let pad = width - u.chars().count();
+            format!("  {u}{}  {what}", " ".repeat(pad))
+        })
+        .collect()
+}
 
 /// The syntax-error line for `name` (one of [`USAGES`]).
 fn syntax_error(name: &str) -> Parsed {
@@ -126,7 +164,8 @@ pub fn parse(line: &str) -> Parsed {
             }
             _ => return syntax_error("SENDATTACH"),
         },
-        _ => return Parsed::Error(format!("Error: command {word} not valid.")),
+        "HELP" | "?" => return Parsed::Help,
+        _ => return Parsed::Unknown(format!("Error: command {word} not valid.")),
     };
     Parsed::Command(cmd)
 }
@@ -144,7 +183,7 @@ mod tests {
 
     fn err(line: &str) -> String {
         match parse(line) {
-            Parsed::Error(e) => e,
+            Parsed::Error(e) | Parsed::Unknown(e) => e,
             other => panic!("{line:?} gave {other:?}"),
         }
     }
@@ -217,6 +256,21 @@ mod tests {
         assert_eq!(err("HELLO there"), "Error: command HELLO not valid.");
         assert_eq!(err("lol"), "Error: command lol not valid.");
         assert_eq!(err("SEND_MESSAGE a b"), "Error: command SEND_MESSAGE not valid.");
+    }
+
+    #[test]
+    fn help_lists_every_command_but_sendattach_one_line_each() {
+        assert_eq!(parse("HELP"), Parsed::Help);
+        assert_eq!(parse(" help "), Parsed::Help);
+        assert_eq!(parse("?"), Parsed::Help);
+        assert!(matches!(parse("HELLO"), Parsed::Unknown(_)));
+        let lines = help_lines();
+        assert_eq!(lines.len(), 8);
+        for name in ["REGISTER", "UNREGISTER", "CONNECT", "DISCONNECT", "CONNECTEDUSERS", "SEND", "QUIT", "HELP"] {
+            assert_eq!(lines.iter().filter(|l| l.trim_start().starts_with(&format!("{name} "))).count(), 1, "{name}");
+        }
+        assert!(lines.iter().all(|l| !l.contains("SENDATTACH") && !l.contains('\n')), "{lines:#?}");
+        assert!(lines[0].starts_with("  REGISTER <userName> [<DD/MM/YYYY> [<full name…>]]  register"), "{}", lines[0]);
     }
 
     #[test]

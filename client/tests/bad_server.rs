@@ -30,7 +30,8 @@ fn fake(answer: fn(&Request) -> Option<Vec<u8>>) -> (SocketAddr, Receiver<Reques
             let Ok(mut stream) = stream else { continue };
             let _ = stream.set_read_timeout(Some(FAKE_READ_TIMEOUT));
             let Ok(read_half) = stream.try_clone() else { continue };
-            // An empty connection (the client's start-up probe) decodes as an error and gets nothing.
+            // Our client never opens a connection without a whole request (client/tests/original_servers.rs); a
+            // connection that carries an incomplete one is not answered.
             let Ok(req) = Request::read_from(&mut FieldReader::new(BufReader::new(read_half))) else { continue };
             if let Some(bytes) = answer(&req) {
                 let _ = stream.write_all(&bytes);
@@ -42,7 +43,7 @@ fn fake(answer: fn(&Request) -> Option<Vec<u8>>) -> (SocketAddr, Receiver<Reques
 }
 
 /// Runs every command against a fake that accepts only `REGISTER ok` (so that there is a current user) and
-/// misbehaves on everything else: each must print its "other / network error" line of table 8.4.
+/// misbehaves on everything else: each must print its "no answer" line (docs/protocol.md, "Client: output lines").
 fn every_command_fails(c: &mut Client) {
     c.run("REGISTER bad", "REGISTER FAIL");
     c.run("REGISTER ok", "REGISTER OK");
@@ -161,15 +162,68 @@ fn malformed_pushes_are_logged_and_dropped_and_text_is_decoded_leniently() {
     push(port, b"SEND_MESSAGE\0bob\0"); // cut short
     push(port, b"SEND_MESS_ACK\0minus one\0"); // bad id
     push(port, &[b'z'; 5000]); // no terminator, over the cap
+                               // The listener reads pushes side by side: like the server, wait for each one before the next.
     push(port, b"SEND_MESSAGE\0b\xffb\x001\0caf\xe9 \xe2\x9c\x93\0"); // invalid UTF-8 is replaced
-    push(port, &Push::Message { sender: "old".into(), id: 2, text: "legacy".into() }.to_bytes(PushForm::ReceiveMess));
-    push(port, &Push::Ack { id: 5 }.to_bytes(PushForm::SendMessage));
-
     c.expect_message(1, "b\u{fffd}b", "caf\u{fffd} ✓");
+    push(port, &Push::Message { sender: "old".into(), id: 2, text: "legacy".into() }.to_bytes(PushForm::ReceiveMess));
     c.expect_message(2, "old", "legacy");
+    push(port, &Push::Ack { id: 5 }.to_bytes(PushForm::SendMessage));
     c.expect("SEND MESSAGE 5 OK");
     c.type_line("QUIT");
     assert!(c.expect_exit(&["DISCONNECT OK"]).success());
     let err = c.stderr_all();
     assert_eq!(err.matches("dropped a push").count(), 4, "{err}");
+}
+
+/// Writes `bytes` to the listener at `port` from the address `from` (a loopback address other than 127.0.0.1).
+fn push_from(from: Ipv4Addr, port: u16, bytes: &[u8]) {
+    use socket2::{Domain, Socket, Type};
+    let s = Socket::new(Domain::IPV4, Type::STREAM, None).expect("a socket");
+    s.bind(&SocketAddr::from((from, 0)).into()).expect("bind another loopback address");
+    s.connect(&SocketAddr::from((Ipv4Addr::LOCALHOST, port)).into()).expect("connect to the client's listener");
+    let mut s: TcpStream = s.into();
+    // The listener may close it unread before the write: a reset here is the expected outcome, not an error.
+    let _ = s.write_all(bytes);
+}
+
+/// A client connected through a fake server on 127.0.0.1, and the port of its listener.
+fn connected_client(name: &str, extra: &[&str]) -> (Client, u16) {
+    let (addr, requests) = fake(|req| match req {
+        Request::Register { .. } | Request::Connect { .. } | Request::Disconnect { .. } => Some(vec![0]),
+        _ => None,
+    });
+    let mut c = Client::start(name, addr, extra);
+    c.run("REGISTER me", "REGISTER OK");
+    c.run("CONNECT me", "CONNECT OK");
+    let port = requests
+        .try_iter()
+        .find_map(|r| match r {
+            Request::Connect { port, .. } => Some(port),
+            _ => None,
+        })
+        .expect("the fake saw CONNECT");
+    (c, port)
+}
+
+#[test]
+fn a_push_forged_from_another_address_is_not_printed() {
+    let (mut c, port) = connected_client("forged", &[]);
+    let forged = Push::Message { sender: "boss".into(), id: 1, text: "send me your password".into() };
+    push_from(Ipv4Addr::new(127, 0, 0, 2), port, &forged.to_bytes(PushForm::SendMessage));
+    // The server's own push, sent afterwards, is the next line.
+    push(port, &Push::Ack { id: 7 }.to_bytes(PushForm::SendMessage));
+    c.expect("SEND MESSAGE 7 OK");
+    c.expect_quiet();
+    c.type_line("QUIT");
+    assert!(c.expect_exit(&["DISCONNECT OK"]).success());
+}
+
+#[test]
+fn accept_pushes_from_any_reads_every_address() {
+    let (mut c, port) = connected_client("nat", &["--accept-pushes-from", "any"]);
+    let m = Push::Message { sender: "bob".into(), id: 3, text: "through NAT".into() };
+    push_from(Ipv4Addr::new(127, 0, 0, 2), port, &m.to_bytes(PushForm::SendMessage));
+    c.expect_message(3, "bob", "through NAT");
+    c.type_line("QUIT");
+    assert!(c.expect_exit(&["DISCONNECT OK"]).success());
 }

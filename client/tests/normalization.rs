@@ -1,5 +1,5 @@
 //! The whole chain as a user runs it: the real client binary calls the real normalization web service before
-//! every SEND, and the recipient sees the normalized text (PROTOCOL.md 7 and 8.3).
+//! every SEND, and the recipient sees the normalized text (docs/protocol.md, "Client: normalizing messages").
 
 mod support;
 

@@ -1,6 +1,6 @@
-//! The real `client` binary against a real server in each compatibility profile (PROTOCOL.md A.1, A.2): the
+//! The real `client` binary against a real server in each compatibility profile (docs/compatibility.md): the
 //! client recognises a raw or an ASCII status, a decimal or a 4-byte SEND id, and the legacy `RECEIVE_MESS` push
-//! by itself, so the same script prints the same lines of table 8.4 whatever the server's profile.
+//! by itself, so the same script prints the same result lines (docs/protocol.md, "Client: output lines") whatever the server's profile.
 
 mod support;
 

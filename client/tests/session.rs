@@ -114,7 +114,7 @@ fn a_script_that_sends_then_ends_at_once_still_sees_its_acknowledgements() {
     bob.expect_message(2, "alice", "two");
 }
 
-/// Every row of table 8.4, each status produced for real by the server.
+/// Every row of the output table (docs/protocol.md, "Client: output lines"), each status produced for real by the server.
 #[test]
 fn table_8_4_every_row() {
     let srv = server();
@@ -212,11 +212,17 @@ fn ctrl_c_disconnects_then_exits() {
 }
 
 #[test]
-fn an_unreachable_server_at_start_up_is_a_clear_error() {
+fn an_unreachable_server_is_reported_by_the_first_command() {
+    // Bound then dropped: nothing listens there for the duration of the test.
     let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let (status, err) = run_to_exit(&["-s".into(), "127.0.0.1".into(), "-p".into(), port.to_string()]);
-    assert_eq!(status.code(), Some(1));
-    assert!(err.contains(&format!("error: cannot reach server 127.0.0.1:{port}: ")), "{err}");
+    let args: Vec<String> = ["-s", "127.0.0.1", "-p", &port.to_string(), "--local-normalize"].map(String::from).into();
+    let mut c = Client::start_raw("unreachable", &args);
+    c.run("REGISTER x", "REGISTER FAIL");
+    c.end_input();
+    assert!(c.expect_exit(&[]).success());
+    let err = c.stderr_all();
+    assert!(err.contains(&format!("cannot reach server 127.0.0.1:{port}: ")), "{err}");
+    assert!(err.to_ascii_lowercase().contains("refused"), "{err}");
 }
 
 #[test]
@@ -268,4 +274,104 @@ fn a_web_service_that_faults_or_is_down_fails_the_send() {
     down.end_input();
     assert!(down.expect_exit(&["DISCONNECT OK"]).success());
     assert!(down.stderr_all().contains("unreachable"));
+}
+
+#[test]
+fn the_shell_explains_on_stderr_and_keeps_stdout_to_the_result_lines() {
+    let srv = server();
+    let mut bob = online("bob", &srv);
+    let mut c = Client::start("script", srv.addr(), &[]);
+    // The whole script at once, as a pipe delivers it.
+    for line in [
+        "REGISTER alice",
+        "CONNECT alice",
+        "REGISTER carol",
+        "SEND bob hello",
+        "CONNECTEDUSERS",
+        "CONNECT alice",
+        "HELLO there",
+        "SENDATTACH bob f.txt look",
+        "UNREGISTER carol",
+        "SEND bob hi",
+    ] {
+        c.type_line(line);
+    }
+    c.end_input();
+    let stdout = c.exit_lines();
+    assert_eq!(
+        stdout,
+        [
+            "REGISTER OK",
+            "CONNECT OK",
+            "REGISTER OK",
+            "SEND FAIL",
+            "CONNECTED USERS FAIL / USER IS NOT CONNECTED",
+            "USER ALREADY CONNECTED",
+            "Error: command HELLO not valid.",
+            "SENDATTACH FAIL / NOT SUPPORTED",
+            "UNREGISTER OK",
+            "SEND FAIL",
+            "DISCONNECT OK",
+        ]
+    );
+    let stderr = c.stderr_all();
+    let lines: Vec<&str> = stderr.lines().collect();
+    let expected_in_order = [
+        "now acting as alice",
+        "now acting as carol",
+        "carol is not connected: CONNECT carol first (or bob's queue is full)",
+        "carol is not connected: CONNECT carol first",
+        "alice is already connected by this client",
+        "Commands (HELP shows this list):",
+        "attachments are not part of the protocol yet",
+        "no current user now",
+        "no current user: REGISTER or CONNECT first",
+    ];
+    let mut at = 0;
+    for want in expected_in_order {
+        match lines[at..].iter().position(|l| l.starts_with(want)) {
+            Some(i) => at += i + 1,
+            None => panic!("{want:?} not found in order in stderr:\n{stderr}"),
+        }
+    }
+    assert!(!stderr.contains("SENDATTACH"), "SENDATTACH is not advertised:\n{stderr}");
+    bob.expect_quiet();
+}
+
+#[test]
+fn help_lists_the_commands_on_stdout() {
+    let srv = server();
+    let mut c = Client::start("help", srv.addr(), &[]);
+    c.type_line("HELP");
+    c.type_line("?");
+    c.end_input();
+    let lines = c.exit_lines();
+    assert_eq!(lines.len(), 16, "{lines:#?}");
+    assert_eq!(lines[..8], lines[8..]);
+    assert!(lines[0].trim_start().starts_with("REGISTER <userName>"), "{lines:#?}");
+    assert!(lines.iter().all(|l| !l.contains("SENDATTACH")), "{lines:#?}");
+}
+
+#[test]
+fn a_server_name_that_does_not_resolve_is_one_line_and_status_1() {
+    let (status, err) = run_to_exit(&["-s".into(), "".into(), "-p".into(), "8080".into()]);
+    assert_eq!(status.code(), Some(1));
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.starts_with("error: cannot resolve server :8080: "), "{err}");
+}
+
+#[test]
+fn version_and_help_name_the_client() {
+    let run = |flag: &str| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_client")).arg(flag).output().expect("run the client");
+        assert!(out.status.success(), "{flag}: {}", out.status);
+        String::from_utf8(out.stdout).expect("UTF-8 help")
+    };
+    assert_eq!(run("--version").trim_end(), format!("client {}", env!("CARGO_PKG_VERSION")));
+    let help = run("--help");
+    assert!(help.starts_with("The interactive client of the message delivery service."), "{help}");
+    assert!(help.contains("Usage: client "), "{help}");
+    assert!(help.contains("--accept-pushes-from") && help.contains("MSG_CLIENT_ACCEPT_PUSHES_FROM"), "{help}");
+    assert!(!help.contains("SENDATTACH") && !help.contains("benchmark"), "{help}");
+    assert!(!help.contains("PROTOCOL.md"), "{help}");
 }

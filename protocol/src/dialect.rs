@@ -1,4 +1,4 @@
-//! The byte-level dialects of the original implementations (PROTOCOL.md, appendix A.1 and A.2).
+//! The byte-level dialects of the original implementations (docs/protocol.md, appendix A).
 //!
 //! The requests are the same everywhere; what differs is how a status, a SEND id and a message push are written.
 //! A server picks one [`Profile`] at start-up and hands its [`Dialect`] to every encoder, so the difference is

@@ -6,6 +6,11 @@ use std::io::BufRead;
 use crate::dialect::PushForm;
 use crate::field::{parse_number, put_field, put_number, FieldError, FieldReader, MAX_FIELD_LEN};
 
+/// The operation of a probe: the server asks whether a listener is still there (a CONNECT of a user it believes
+/// connected, docs/protocol.md "Ghost sessions"). No original listener knows it, so each of them reads the field,
+/// closes and goes on listening; a listener shows nothing for it.
+pub const PROBE_OP: &[u8] = b"PROBE";
+
 /// Largest number of bytes a listener reads for one push.
 pub const MAX_PUSH_LEN: usize = 4 * (MAX_FIELD_LEN + 1);
 
@@ -28,6 +33,8 @@ pub enum PushError {
     UnknownOp(String),
     /// The id field is not a decimal number that fits 32 bits.
     BadId,
+    /// Not a push: the server's liveness probe ([`PROBE_OP`]), to be closed without showing anything.
+    Probe,
 }
 
 impl fmt::Display for PushError {
@@ -36,6 +43,7 @@ impl fmt::Display for PushError {
             PushError::Field(e) => write!(f, "malformed push: {e}"),
             PushError::UnknownOp(op) => write!(f, "unknown push {op:?}"),
             PushError::BadId => f.write_str("push carries an id that is not a 32-bit decimal number"),
+            PushError::Probe => f.write_str("the server's probe of this listener"),
         }
     }
 }
@@ -88,6 +96,7 @@ impl Push {
                 Ok(Push::Message { sender, id, text })
             }
             b"SEND_MESS_ACK" => Ok(Push::Ack { id: id(r)? }),
+            PROBE_OP => Err(PushError::Probe),
             other => Err(PushError::UnknownOp(String::from_utf8_lossy(other).into_owned())),
         }
     }
@@ -138,6 +147,7 @@ mod tests {
     #[test]
     fn bad_pushes_are_errors() {
         assert!(matches!(decode(b"HELLO\0"), Err(PushError::UnknownOp(_))));
+        assert!(matches!(decode(b"PROBE\0"), Err(PushError::Probe)));
         assert!(matches!(decode(b"SEND_MESS_ACK\0x\0"), Err(PushError::BadId)));
         assert!(matches!(decode(b"SEND_MESS_ACK\x004294967296\0"), Err(PushError::BadId)));
         assert!(matches!(decode(b"SEND_MESSAGE\0a\0"), Err(PushError::Field(FieldError::Eof))));

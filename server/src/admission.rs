@@ -1,6 +1,6 @@
 //! Admission control: connection slots, incomplete requests per address, and deliveries in progress.
 //!
-//! Three bounds under one lock (docs/protocol.md, "Slow peers and a full server"; docs/architecture.md,
+//! Three bounds under one lock (docs/protocol.md 2.5; docs/architecture.md,
 //! "Admission"):
 //!
 //! - **Connection slots** (`--max-connections`). A connection holds a [`Permit`] from accept until its reply

@@ -1,6 +1,6 @@
 //! The console, and the session log file that repeats it (`--log-file`).
 //!
-//! The server's binary formats its log records with `env_logger` (the `s> ...` lines of PROTOCOL.md 8.5). With a
+//! The server's binary formats its log records with `env_logger` (the `s> ...` lines of docs/protocol.md 4). With a
 //! log file, `env_logger` writes to a [`Tee`] instead of stdout: each record reaches the console and is appended
 //! to the file, as the original ttweet server kept its report file. `env_logger` hands over one whole record per
 //! `write_all`, under its own lock, so each line is one append (one `write` on an `O_APPEND` file) and the file

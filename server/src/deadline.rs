@@ -2,7 +2,7 @@
 //!
 //! The idle timeout (`--request-timeout`) ends a peer that stops sending; the deadline (`--request-deadline`,
 //! counted from accept) ends one that keeps trickling a byte now and then, which the idle timeout alone never
-//! would (docs/protocol.md, "Slow peers and a full server"). Both are one socket read timeout: before each read it is set
+//! would (docs/protocol.md 2.5). Both are one socket read timeout: before each read it is set
 //! to whichever ends first. A setsockopt costs a syscall, so the timeout already set is kept while it overshoots
 //! the deadline by at most [`DEADLINE_SLACK`]: an ordinary request, which arrives in one read, pays for exactly
 //! one, as it did with the idle timeout alone.
@@ -18,7 +18,7 @@ pub const DEADLINE_SLACK: Duration = Duration::from_millis(100);
 const MIN_TIMEOUT: Duration = Duration::from_millis(1);
 
 /// The error of a read that the whole-request deadline ended: an I/O error of kind `Other`, so that it is not
-/// mistaken for an idle timeout (the one-field REGISTER of docs/compatibility.md waits for exactly that).
+/// mistaken for an idle timeout (the one-field REGISTER of docs/protocol.md appendix A waits for exactly that).
 #[derive(Debug)]
 pub struct DeadlinePassed;
 

@@ -1,27 +1,43 @@
-//! Ordered pushes to listeners (PROTOCOL.md 5.3–5.5).
+//! Ordered pushes to listeners (docs/protocol.md 5.3–5.5).
 //!
 //! A deliverer holds a user's [`Ticket`] (the store hands out at most one per user), takes the head of the
 //! queue without removing it, pushes it with the lock released, and only then tells the store whether it went
 //! out. A successful message push queues an acknowledgement for its sender, whose delivery this same thread then
 //! takes on. The work list is bounded by what the queues hold, and each queue is capped.
+//!
+//! A push counts as delivered only when the listener has read it: after writing, the server half-closes and
+//! waits (at most [`PUSH_CONFIRM_TIMEOUT`]) for the listener's orderly close. A reset or a timeout means not
+//! delivered: the entry stays at the head, no acknowledgement is sent, and it goes out again at the next CONNECT
+//! (at least once; docs/protocol.md, "Delivered means read").
 
 use std::collections::VecDeque;
-use std::io::{self, Write};
-use std::net::{Shutdown, TcpStream};
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use protocol::dialect::PushForm;
 use protocol::push;
 
-use crate::store::{Entry, Job, Store, Ticket};
+use crate::net;
+use crate::store::{Entry, Store, Ticket};
 
 /// Connect timeout for one push (5.3).
 pub const PUSH_CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// Write timeout for one push (5.3).
 pub const PUSH_WRITE_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long the listener has, after the push is written, to read it and close its side.
+pub const PUSH_CONFIRM_TIMEOUT: Duration = Duration::from_secs(3);
+/// Bytes a listener may send back before its close; more is not a listener of this protocol.
+pub const PUSH_CONFIRM_LIMIT: u64 = 4096;
 /// Pause between retries of a refused push during the grace period (5.4 asks for 100–200 ms).
 pub const GRACE_RETRY: Duration = Duration::from_millis(150);
+/// Failed journal syncs a deliverer tolerates before it lets the claim go (the queue is delivered at the next
+/// SEND or CONNECT).
+const MAX_REFUSED_SYNCS: u32 = 3;
+/// Connect timeout of the probe that tells whether a recorded listener is still there (a CONNECT of a user the
+/// server believes connected, docs/protocol.md 4.3).
+pub const PROBE_TIMEOUT: Duration = Duration::from_millis(500);
 
 /// Delivers everything that `first` (and the acknowledgements it causes) makes deliverable.
 pub fn run(store: &Store, form: PushForm, first: Ticket) {
@@ -32,18 +48,28 @@ pub fn run(store: &Store, form: PushForm, first: Ticket) {
 }
 
 /// Pushes one user's queue while the store hands out jobs. Each step takes the registry lock once: the first
-/// job comes with the ticket, and every successful push's bookkeeping answers the next job in the same walk, so
-/// a live SEND walks the list three times in all (the SEND, its push, its acknowledgement's push), not seven.
+/// job comes with the ticket, and every successful push's bookkeeping answers the next job under the same lock.
 fn deliver_one_user(store: &Store, form: PushForm, ticket: &mut Ticket, work: &mut VecDeque<Ticket>) {
     let mut buf = Vec::with_capacity(64);
     let mut next = ticket.take_job().or_else(|| store.next_job(ticket));
+    let mut refused = 0;
     while let Some(job) = next {
+        // A message whose SEND is not yet durable could still be refused: never push it before. A failed sync
+        // takes such messages back, so the next job is durable; the count only guards against a loop.
+        if store.commit((job.durable_at > 0).then_some(job.durable_at)).is_err() {
+            refused += 1;
+            if refused > MAX_REFUSED_SYNCS {
+                return;
+            }
+            next = store.next_job(ticket);
+            continue;
+        }
         buf.clear();
         match &job.entry {
             Entry::Message { sender, id, text } => push::encode_message(form, sender, *id, text, &mut buf),
             Entry::Ack { id } => push::encode_ack(*id, &mut buf),
         }
-        next = match push(&job, &buf) {
+        next = match push(job.addr, &buf) {
             Ok(()) => {
                 let done = store.delivered(ticket, &job);
                 log_success(&ticket.alias, &job.entry);
@@ -84,18 +110,52 @@ fn log_success(recipient: &str, entry: &Entry) {
     }
 }
 
-/// One push: connect, write everything at once, half-close, close. Nothing is read back.
+/// One push: connect, write everything at once, half-close, then wait for the listener's orderly close.
 ///
 /// A push is at most `MAX_PUSH_LEN` (1 KiB), which the empty send buffer of a new connection always takes: the
-/// write cannot block, so the write timeout is only set for a longer one, and Nagle is left on because the
-/// half-close pushes the data out at once. Two syscalls fewer per push, which is a third of our connections.
-fn push(job: &Job, bytes: &[u8]) -> io::Result<()> {
-    let mut stream = TcpStream::connect_timeout(&job.addr, PUSH_CONNECT_TIMEOUT)?;
-    if bytes.len() > crate::handler::UNBLOCKED_WRITE {
+/// write cannot block, so the write timeout is only set for a longer one.
+fn push(addr: SocketAddr, bytes: &[u8]) -> io::Result<()> {
+    let mut stream = TcpStream::connect_timeout(&addr, PUSH_CONNECT_TIMEOUT)?;
+    if bytes.len() > net::UNBLOCKED_WRITE {
         stream.set_write_timeout(Some(PUSH_WRITE_TIMEOUT))?;
     }
     stream.write_all(bytes)?;
-    // Half-close first so that the listener sees a clean end of stream rather than a reset.
-    let _ = stream.shutdown(Shutdown::Write);
-    Ok(())
+    await_close(stream, PUSH_CONFIRM_TIMEOUT)
+}
+
+/// Half-closes and waits, at most `timeout`, for the peer's orderly close.
+fn await_close(stream: TcpStream, timeout: Duration) -> io::Result<()> {
+    stream.shutdown(Shutdown::Write)?;
+    stream.set_read_timeout(Some(timeout))?;
+    let deadline = Instant::now() + timeout;
+    let mut rest = (&stream).take(PUSH_CONFIRM_LIMIT);
+    // A listener may answer (nothing of this protocol does) but must close; more than the limit is not one.
+    let mut sink = [0u8; 256];
+    loop {
+        match rest.read(&mut sink) {
+            Ok(0) if rest.limit() > 0 => return Ok(()),
+            Ok(0) => return Err(io::Error::new(io::ErrorKind::InvalidData, "the listener answers instead of closing")),
+            Ok(_) if Instant::now() >= deadline => {
+                return Err(io::Error::new(io::ErrorKind::TimedOut, "the listener did not close in time"))
+            }
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Whether a listener still serves at `addr`: it is sent one field, `PROBE` (an operation no listener shows), and
+/// must read it and close in order within [`PROBE_TIMEOUT`]. An empty connection or a reset would hang or kill
+/// the original clients' listeners; this one leaves every one of them listening (docs/compatibility.md).
+pub fn listener_alive(addr: SocketAddr) -> bool {
+    let probe = || -> io::Result<()> {
+        let mut stream = TcpStream::connect_timeout(&addr, PROBE_TIMEOUT)?;
+        let mut bytes = push::PROBE_OP.to_vec();
+        bytes.push(0);
+        stream.write_all(&bytes)?;
+        await_close(stream, PROBE_TIMEOUT)
+    };
+    // Refused, unreachable, no close in time: nobody serves there any more.
+    probe().is_ok()
 }

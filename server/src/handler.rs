@@ -2,7 +2,7 @@
 
 use std::io::{BufReader, Cursor, Read, Write};
 use std::net::{IpAddr, Shutdown, SocketAddr, TcpStream};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use protocol::request::Invalid;
 use protocol::{ConnectStatus, Dialect, FieldError, FieldReader, Op, Reply, Request, RequestError};
@@ -11,22 +11,13 @@ use protocol::{MAX_FIELD_LEN, MAX_REQUEST_LEN};
 use crate::admission::Permit;
 use crate::deadline::DeadlineReader;
 use crate::delivery;
+use crate::net::{drain, DRAIN_TIMEOUT, REPLY_WRITE_TIMEOUT, UNBLOCKED_WRITE};
 use crate::store::{Store, Ticket};
 
-/// Write timeout for a reply: a client that does not read its one-line reply cannot hold a thread longer.
-pub const REPLY_WRITE_TIMEOUT: Duration = Duration::from_secs(3);
-/// After replying, unread input is drained for at most this long, so that closing does not turn into a reset
-/// that destroys the reply in flight (PROTOCOL.md 2.1).
-pub const DRAIN_TIMEOUT: Duration = Duration::from_millis(500);
-/// At most this many unread bytes are drained after a reply.
-pub const DRAIN_LIMIT: u64 = 64 * 1024;
-/// Bytes that a write on a new connection always takes without blocking: well below the smallest default send
-/// buffer (`net.ipv4.tcp_wmem`, 16 KiB), so replies and pushes up to this size need no write timeout.
-pub const UNBLOCKED_WRITE: usize = 4096;
 /// Read buffer per connection: a whole ordinary request arrives in one read.
 const READ_BUFFER: usize = 1024;
 /// How long the first field of a REGISTER may stand alone before, with `accept_short_register`, it is taken as a
-/// one-field REGISTER (PROTOCOL.md A.3): the client that sends one waits for the reply, while every other client
+/// one-field REGISTER (docs/protocol.md A.3): the client that sends one waits for the reply, while every other client
 /// sends its next field at once.
 pub const SHORT_REGISTER_WAIT: Duration = Duration::from_millis(250);
 
@@ -74,7 +65,7 @@ pub fn handle(stream: TcpStream, ctx: &Context, mut permit: Permit) {
     let request = read_request(&mut reader, ctx);
     reader.get_mut().get_mut().disarm();
     // A request that is complete (answered, even with a failure) can no longer be shed; one that was shed in the
-    // meantime is closed without reply (docs/protocol.md, "Slow peers and a full server").
+    // meantime is closed without reply (docs/protocol.md 2.5).
     if matches!(request, Ok(_) | Err(RequestError::Invalid { .. })) && !permit.request_complete() {
         log::debug!("request from {peer} completed after it was shed: closed without reply");
         return;
@@ -134,6 +125,8 @@ pub fn handle(stream: TcpStream, ctx: &Context, mut permit: Permit) {
 fn apply(request: Request, peer: SocketAddr, ctx: &Context) -> (Reply, After) {
     let store = &ctx.store;
     let peer_ip: IpAddr = peer.ip().to_canonical();
+    // The address requests acting for a connected user must come from (docs/protocol.md 4.2, 4.4, 4.5).
+    let origin = ctx.ip_check.then_some(peer_ip);
     match request {
         Request::Register { full_name, alias, birth_date } => {
             let (status, position) = store.register(&full_name, &alias, &birth_date);
@@ -142,23 +135,23 @@ fn apply(request: Request, peer: SocketAddr, ctx: &Context) -> (Reply, After) {
             (Reply::Register(status), After::Nothing)
         }
         Request::Unregister { alias } => {
-            let (status, position) = store.unregister(&alias);
+            let (status, position) = store.unregister(&alias, origin);
             let status = durable(store, position, status, protocol::UnregisterStatus::Fail);
             log::info!("s> UNREGISTER {alias} {}", ok(status.code()));
             (Reply::Unregister(status), After::Nothing)
         }
         Request::Connect { alias, port } => {
-            let (status, epoch) = store.connect(&alias, SocketAddr::new(peer_ip, port));
+            let (status, epoch) = connect(store, &alias, SocketAddr::new(peer_ip, port));
             log::info!("s> CONNECT {alias} {}", ok(status.code()));
             let after = if status == ConnectStatus::Ok { After::Activate { alias, epoch } } else { After::Nothing };
             (Reply::Connect(status), after)
         }
         Request::Disconnect { alias } => {
-            let status = store.disconnect(&alias, peer_ip, ctx.ip_check);
+            let status = store.disconnect(&alias, origin);
             log::info!("s> DISCONNECT {alias} {}", ok(status.code()));
             (Reply::Disconnect(status), After::Nothing)
         }
-        Request::Send { sender, recipient, text } => match store.send(&sender, &recipient, &text) {
+        Request::Send { sender, recipient, text } => match store.send(&sender, &recipient, &text, origin) {
             Ok(accepted) => {
                 if let Err(e) = store.commit(accepted.position) {
                     log::error!("journal sync failed, SEND from {sender} refused: {e}");
@@ -181,6 +174,21 @@ fn apply(request: Request, peer: SocketAddr, ctx: &Context) -> (Reply, After) {
             (reply, After::Nothing)
         }
     }
+}
+
+/// CONNECT (4.3). A user the registry believes connected may have crashed without DISCONNECT: when its recorded
+/// listener no longer accepts connections, that session is dead and the new one takes its place.
+fn connect(store: &Store, alias: &str, addr: SocketAddr) -> (ConnectStatus, u64) {
+    let (status, epoch) = store.connect(alias, addr);
+    if status != ConnectStatus::AlreadyConnected {
+        return (status, epoch);
+    }
+    let Some((old, old_epoch)) = store.link_of(alias) else { return store.connect(alias, addr) };
+    if delivery::listener_alive(old) {
+        return (status, epoch);
+    }
+    log::info!("s> CONNECT {alias}: the listener of the previous session ({old}) is gone; replacing it");
+    store.take_over(alias, old_epoch, addr)
 }
 
 /// Makes a journalled change durable before its success is reported; a failed sync turns it into `fail`.
@@ -249,19 +257,6 @@ fn read_request(reader: &mut FieldReader<BufReader<DeadlineReader>>, ctx: &Conte
                 }
             }
             Err(invalid(Invalid::FieldTooLong))
-        }
-    }
-}
-
-/// Reads and discards what the peer still sends, until it closes, bounded in bytes and time.
-pub(crate) fn drain<R: Read>(reader: BufReader<R>) {
-    let deadline = Instant::now() + DRAIN_TIMEOUT;
-    let mut rest = reader.take(DRAIN_LIMIT);
-    let mut sink = [0u8; 512];
-    while Instant::now() < deadline {
-        match rest.read(&mut sink) {
-            Ok(0) | Err(_) => return,
-            Ok(_) => {}
         }
     }
 }

@@ -22,6 +22,7 @@ pub mod delivery;
 pub mod handler;
 pub mod journal;
 pub mod listener;
+pub mod net;
 pub mod pool;
 pub mod store;
 pub mod ttweet;
@@ -45,10 +46,10 @@ use listener::Shared;
 pub const DEFAULT_MAX_CONNECTIONS: usize = 2048;
 /// Default cap on pending entries (messages and acknowledgements) per user.
 pub const DEFAULT_MAX_QUEUE: usize = 10_000;
-/// Default idle timeout of a request: this long without a byte ends the connection (docs/protocol.md, "Bad input").
+/// Default idle timeout of a request: this long without a byte ends the connection (docs/protocol.md 2.4).
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// Default whole-request deadline: a request not complete this long after accept is closed without reply, however
-/// its bytes trickle in (docs/protocol.md, "Slow peers and a full server"). Requests are a few hundred bytes.
+/// its bytes trickle in (docs/protocol.md 2.5). Requests are a few hundred bytes.
 pub const DEFAULT_REQUEST_DEADLINE: Duration = Duration::from_secs(5);
 pub use admission::DEFAULT_MAX_DELIVERIES;
 
@@ -73,9 +74,9 @@ pub struct Config {
     pub request_deadline: Duration,
     /// Byte-level dialect of replies and pushes.
     pub profile: Profile,
-    /// DISCONNECT only from the listener's IP (PROTOCOL.md 4.4).
+    /// DISCONNECT only from the listener's IP (docs/protocol.md 4.4).
     pub ip_check: bool,
-    /// Accept the one-field REGISTER of PROTOCOL.md A.3.
+    /// Accept the one-field REGISTER of docs/protocol.md appendix A.
     pub accept_short_register: bool,
     /// Port of the ttweet board, on the address of `bind`; `None`: no board.
     pub ttweet_port: Option<u16>,
@@ -184,6 +185,11 @@ impl Server {
     /// A handle that can stop this server from another thread (a signal handler, a test).
     pub fn stopper(&self) -> Stopper {
         Stopper { main: self.shared.clone(), ttweet: self.ttweet.as_ref().map(ttweet::Service::shared) }
+    }
+
+    /// The journal, with `data_dir` (for example to ask for a compaction on SIGUSR1).
+    pub fn journal(&self) -> Option<Arc<journal::FileJournal>> {
+        self.durability.as_ref().map(|d| d.journal().clone())
     }
 
     /// Where the ttweet board listens, when there is one.

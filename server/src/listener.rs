@@ -101,7 +101,7 @@ where
         if shared.stop.load(Ordering::SeqCst) {
             break;
         }
-        // The deadline of the request counts from here (docs/protocol.md, "Slow peers and a full server").
+        // The deadline of the request counts from here (docs/protocol.md 2.5).
         let accepted = Instant::now();
         match shared.admission.admit(&stream, peer.ip().to_canonical(), accepted) {
             Some(permit) => pool.execute((stream, permit)),

@@ -8,7 +8,7 @@ use std::time::Duration;
 use clap::Parser;
 use protocol::Profile;
 use server::{console, Config, Server};
-use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::consts::{SIGINT, SIGTERM, SIGUSR1};
 use signal_hook::iterator::Signals;
 
 /// Message delivery server: users register, connect and exchange short messages through it.
@@ -48,7 +48,7 @@ struct Args {
     /// Accept DISCONNECT from any address, not only from the listener's IP.
     #[arg(long, env = "MSG_SERVER_NO_IP_CHECK")]
     no_ip_check: bool,
-    /// Accept a REGISTER that carries only a user name (sunniAngela's client, PROTOCOL.md A.3): when nothing
+    /// Accept a REGISTER that carries only a user name (sunniAngela's client, docs/protocol.md appendix A): when nothing
     /// follows its first field within 250 ms, that field is the alias and the full name, and the date is empty.
     #[arg(long, env = "MSG_SERVER_ACCEPT_SHORT_REGISTER")]
     accept_short_register: bool,
@@ -144,7 +144,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let mut signals = match Signals::new([SIGINT, SIGTERM]) {
+    let mut signals = match Signals::new([SIGINT, SIGTERM, SIGUSR1]) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("error: cannot install signal handlers: {e}");
@@ -153,10 +153,20 @@ fn main() -> ExitCode {
     };
     let signal_handle = signals.handle();
     let stopper = server.stopper();
+    let journal = server.journal();
     let watcher = std::thread::Builder::new().name("signals".into()).spawn(move || {
-        if let Some(sig) = signals.forever().next() {
-            log::debug!("signal {sig}: stopping");
+        for sig in signals.forever() {
+            if sig == SIGUSR1 {
+                // Operators ask for a compaction before a backup (docs/operations.md).
+                match &journal {
+                    Some(j) => j.request_compaction(),
+                    None => log::warn!("SIGUSR1: no --data-dir, nothing to compact"),
+                }
+                continue;
+            }
+            log::info!("s> signal {sig}: stopping");
             stopper.stop();
+            break;
         }
     });
     let port = server.local_addr().port();

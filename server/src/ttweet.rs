@@ -16,8 +16,8 @@ use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::handler::{drain, DRAIN_TIMEOUT, REPLY_WRITE_TIMEOUT};
 use crate::listener::{self, Shared};
+use crate::net::{drain, DRAIN_TIMEOUT, REPLY_WRITE_TIMEOUT};
 
 /// Longest message the board accepts, in characters (Unicode scalar values).
 pub const MAX_CHARS: usize = 150;

@@ -1,5 +1,4 @@
-//! The slow-peer limits reach the server through the binary's flags (docs/protocol.md, "Slow peers and a full
-//! server"); their behaviour in detail is tested in-process by the e2e crate (tests/slow_peers.rs).
+//! The slow-peer limits reach the server through the binary's flags (docs/protocol.md 2.5); their behaviour in detail is tested in-process by the e2e crate (tests/slow_peers.rs).
 
 mod support;
 

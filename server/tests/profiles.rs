@@ -1,4 +1,4 @@
-//! The compatibility profiles of PROTOCOL.md appendix A, byte by byte.
+//! The compatibility profiles of docs/protocol.md appendix A, byte by byte.
 //!
 //! The requests are the ones every original client sends (they are identical across the originals: each field
 //! followed by `0x00`, here written piece by piece as the Python clients' `sendall` calls do); what differs is the
@@ -170,7 +170,7 @@ fn a_message_stored_for_an_offline_molinalg_user_is_flushed_as_receive_mess() {
     assert_eq!(la.next(), b"SEND_MESS_ACK\x002\x00");
 }
 
-/// sunniAngela's client: `REGISTER`, the user name, then it waits for the status (PROTOCOL.md A.3).
+/// sunniAngela's client: `REGISTER`, the user name, then it waits for the status (docs/protocol.md appendix A).
 #[test]
 fn a_one_field_register_is_accepted_after_the_wait() {
     let srv = start(Config { accept_short_register: true, ..Config::localhost() });
@@ -232,7 +232,7 @@ fn without_the_option_a_one_field_register_is_an_incomplete_request() {
     let srv = start(Config { request_timeout: timeout, ..Config::localhost() });
     let mut stream = connect_from(None, srv.addr());
     write_fields(&mut stream, &["REGISTER", "sunni"]);
-    // Closed at the idle timeout, without a reply and without registering anybody (PROTOCOL.md 2.4).
+    // Closed at the idle timeout, without a reply and without registering anybody (docs/protocol.md 2.4).
     assert_eq!(read_to_close(&mut stream), b"");
     assert!(srv.store().is_empty());
 }

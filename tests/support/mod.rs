@@ -159,6 +159,11 @@ impl Listener {
                 let Ok(mut stream) = stream else { continue };
                 let _ = stream.set_read_timeout(Some(TIMEOUT));
                 let bytes = read_all(&mut stream);
+                // The server probing whether this listener is still there (a CONNECT of a user it believes
+                // connected, docs/protocol.md "Ghost sessions") is not a push.
+                if bytes == b"PROBE\0" {
+                    continue;
+                }
                 if tx.send(bytes).is_err() {
                     break;
                 }

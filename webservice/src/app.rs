@@ -6,7 +6,8 @@ use std::net::SocketAddr;
 use crate::soap::{self, Fault};
 use crate::wsdl;
 
-/// Content type of every SOAP and WSDL answer (SOAP 1.1 over HTTP is `text/xml`; 7.3 names the charset).
+/// Content type of every SOAP and WSDL answer (SOAP 1.1 over HTTP is `text/xml`; docs/protocol.md, "SOAP shape", names
+/// the charset).
 pub const XML: &str = "text/xml; charset=utf-8";
 /// Content type of the plain-text error pages.
 pub const TEXT: &str = "text/plain; charset=utf-8";
@@ -105,7 +106,8 @@ fn split_target(target: &str) -> (&str, Option<&str>) {
     (if path.is_empty() { "/" } else { path }, query)
 }
 
-/// Whether the query names the key `wsdl` in any case (`?wsdl`, `?WSDL`, `?wsdl=` ...), as 7.3 asks.
+/// Whether the query names the key `wsdl` in any case (`?wsdl`, `?WSDL`, `?wsdl=` ...), as docs/protocol.md
+/// ("SOAP shape") asks.
 fn wants_wsdl(query: &str) -> bool {
     query.split('&').any(|pair| pair.split('=').next().is_some_and(|key| key.eq_ignore_ascii_case("wsdl")))
 }

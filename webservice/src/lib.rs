@@ -1,5 +1,6 @@
-//! The normalization web service of PROTOCOL.md section 7: a SOAP 1.1 service whose operations collapse
-//! whitespace with [`protocol::normalize::normalize`], described by a WSDL that zeep-based clients load.
+//! The normalization web service of docs/protocol.md, "Normalization web service": a SOAP 1.1 service whose
+//! operations collapse whitespace with [`protocol::normalize::normalize`], described by a WSDL that zeep-based
+//! clients load. The namespaces and XML rules it shares with the client's call come from the `soap` crate.
 //!
 //! - [`soap`]: reading request envelopes, writing answers and faults, the operation table.
 //! - [`wsdl`]: the WSDL document.
@@ -25,4 +26,4 @@ pub mod server;
 pub mod soap;
 pub mod wsdl;
 
-pub use server::{Config, RunningService, Service, DEFAULT_WORKERS, MAX_BODY_BYTES, MAX_WORKERS};
+pub use server::{Config, ConfigError, RunningService, Service, DEFAULT_WORKERS, MAX_BODY_BYTES, MAX_WORKERS};

@@ -1,4 +1,4 @@
-//! The WSDL 1.1 description served at `GET /?wsdl` (PROTOCOL.md 7.3).
+//! The WSDL 1.1 description served at `GET /?wsdl` (docs/protocol.md, "SOAP shape").
 //!
 //! zeep builds its whole client from this document, so its shape is the interface: one schema element pair per
 //! operation (`<op>` with its parameter, `<op>Response` with `<op>Result`, both `xs:string`, `minOccurs="0"`,
@@ -12,7 +12,7 @@ use quick_xml::escape::escape;
 
 use crate::soap::{OPERATIONS, SOAP_ENV, TNS};
 
-/// Name of the `wsdl:service` element (7.3 lets it be any name).
+/// Name of the `wsdl:service` element (the protocol lets it be any name).
 pub const SERVICE_NAME: &str = "NormalizationService";
 
 /// The WSDL with `location` as the port's `soap:address`.

@@ -6,7 +6,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use proptest::prelude::*;
-use protocol::normalize::normalize;
+use protocol::normalize::{normalize, EXAMPLES};
 use quick_xml::escape::partial_escape;
 use quick_xml::events::Event;
 use quick_xml::name::{Namespace, ResolveResult};
@@ -16,18 +16,6 @@ use webservice::{Config, RunningService, Service, MAX_BODY_BYTES};
 
 /// Longest any single test call may take; far above what a loopback call needs.
 const CALL_TIMEOUT: Duration = Duration::from_secs(20);
-
-/// The examples of PROTOCOL.md 7.2, input and output.
-const TABLE: [(&str, &str); 8] = [
-    ("  hello    world  ", "hello world"),
-    ("a\tb\nc", "a b c"),
-    ("a\u{A0}\u{A0}b", "a b"),
-    ("\u{3000}a\u{2003}\u{2003}b", "a b"),
-    ("single", "single"),
-    ("   ", ""),
-    ("", ""),
-    ("<&>", "<&>"),
-];
 
 fn start(config: Config) -> RunningService {
     Service::bind("127.0.0.1:0", config).and_then(Service::spawn).expect("the service starts on 127.0.0.1:0")
@@ -219,7 +207,7 @@ fn wsdl_address_follows_public_url() {
 #[test]
 fn every_operation_applies_the_table_of_7_2() {
     for op in &OPERATIONS {
-        for (input, output) in TABLE {
+        for (input, output) in EXAMPLES {
             assert_eq!(call(shared(), op.name, Some(input)), output, "{} {input:?}", op.name);
         }
     }

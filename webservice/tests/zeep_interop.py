@@ -5,8 +5,8 @@ Usage: zeep_interop.py PATH_TO_WEBSERVICE_BINARY [--random N] [--seed S]
 
 Starts the service on a free loopback port (--port 0; the port is read from the service's startup line on
 stdout), loads its WSDL with zeep.Client, and calls convert_text and the three compatibility operations of
-PROTOCOL.md Appendix A.7 with every example of the table in section 7.2 and N random Unicode strings (characters
-XML 1.0 can carry, seeded RNG). Each answer must equal Python's ' '.join(s.split()), the rule every original
+docs/protocol.md ("Operations") with every example of the table in "The rule" and N random Unicode strings
+(characters XML 1.0 can carry, seeded RNG). Each answer must equal Python's ' '.join(s.split()), the rule every original
 service used (zeep returns None for an empty result: it counts as ''). Prints one final line
 "zeep interop: <passed> passed, <failed> failed" and exits 1 on any failure.
 
@@ -41,7 +41,7 @@ MAX_RANDOM_LEN = 60
 # Failures printed in detail.
 MAX_REPORTED_FAILURES = 10
 
-# (operation, parameter) of the WSDL: the canonical one and the aliases of Appendix A.7.
+# (operation, parameter) of the WSDL: the canonical one and the aliases of docs/protocol.md, "Operations".
 OPERATIONS = [
     ("convert_text", "text"),
     ("eliminar_espacios", "texto"),
@@ -49,7 +49,7 @@ OPERATIONS = [
     ("remove", "string"),
 ]
 
-# The examples of PROTOCOL.md 7.2 (input, output).
+# The examples of docs/protocol.md, "The rule" (input, output); protocol::normalize::EXAMPLES in Rust.
 TABLE = [
     ("  hello    world  ", "hello world"),
     ("a\tb\nc", "a b c"),
@@ -61,7 +61,7 @@ TABLE = [
     ("<&>", "<&>"),
 ]
 
-# Whitespace of 7.2 that XML 1.0 can carry (U+001C..U+001F cannot), plus U+200B, which is not whitespace.
+# Whitespace of the rule that XML 1.0 can carry (U+001C..U+001F cannot), plus U+200B, which is not whitespace.
 WHITESPACE = [
     " ", "\t", "\n", "\r", "\x0b", "\x0c", "\x85", "\xa0", "\u1680", "\u2000", "\u2001", "\u2002", "\u2003",
     "\u2004", "\u2005", "\u2006", "\u2007", "\u2008", "\u2009", "\u200a", "\u2028", "\u2029", "\u202f", "\u205f",
@@ -182,7 +182,7 @@ def main():
                 if time.monotonic() - started > RUN_DEADLINE_S:
                     raise RuntimeError(f"run deadline of {RUN_DEADLINE_S} s exceeded")
                 check(f"{op}({text!r})", call(text), rule(text))
-            # A nil or absent parameter: the empty string, except molinalg's sentence (Appendix A.7).
+            # A nil or absent parameter: the empty string, except molinalg's sentence (docs/protocol.md, "Operations").
             nil_expected = "Texto no proporcionado." if op == "eliminar_espacios" else ""
             check(f"{op}(None)", call(None), nil_expected)
 

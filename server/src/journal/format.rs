@@ -12,14 +12,20 @@
 //! a record cut short by a crash (which would be silently dropped). The payload is a tag byte and the record's
 //! fields; strings are a u16 LE length and UTF-8 bytes, numbers are little-endian.
 
-use std::io::{self, Read};
+use std::io;
 
-use crate::store::Record;
+mod frames;
+pub use frames::{read_full, Frame, FrameReader};
+
+use crate::store::{Entry, Record, UserView, POP_UNCHECKED};
 
 /// Magic at the start of a journal segment (format version 1).
 pub const JOURNAL_MAGIC: [u8; 8] = *b"MSGJRNL1";
 /// Magic at the start of a snapshot (format version 1).
 pub const SNAPSHOT_MAGIC: [u8; 8] = *b"MSGSNAP1";
+/// Magic of a snapshot written to recover from a failed write or sync: the journal segment of its generation is
+/// renamed into place only after it, so recovery accepts this snapshot without that segment.
+pub const RESYNC_SNAPSHOT_MAGIC: [u8; 8] = *b"MSGSNAPR";
 /// Magic, generation (u64) and the CRC of both (u32).
 pub const FILE_HEADER_LEN: usize = 8 + 8 + 4;
 /// Length, its complement and the payload's CRC.
@@ -33,11 +39,15 @@ const TAG_REGISTER: u8 = 1;
 const TAG_UNREGISTER: u8 = 2;
 const TAG_MESSAGE: u8 = 3;
 const TAG_ACK: u8 = 4;
-const TAG_POP: u8 = 5;
-const TAG_USER: u8 = 16;
+/// A `Pop` of the first format, which did not name the entry it removed; still read, never written.
+const TAG_POP_UNNUMBERED: u8 = 5;
+const TAG_POP: u8 = 6;
+/// A snapshot user of the first format, without registration and queue numbers; still read, never written.
+const TAG_USER_UNNUMBERED: u8 = 16;
 const TAG_QUEUED_MESSAGE: u8 = 17;
 const TAG_QUEUED_ACK: u8 = 18;
 const TAG_END: u8 = 19;
+const TAG_USER: u8 = 20;
 
 /// A record read back from disk.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,13 +72,19 @@ pub enum Decoded {
     },
     Pop {
         alias: String,
+        /// The entry removed ([`POP_UNCHECKED`] in the first format).
+        number: u64,
     },
     /// Snapshot: a user; the queue entries that follow belong to it.
     User {
+        /// Registration number (`None` in the first format).
+        seq: Option<u64>,
         alias: String,
         full_name: String,
         birth_date: String,
         last_id: u32,
+        /// Number of the first queue entry that follows.
+        queue_head: u64,
     },
     /// Snapshot: a message in the queue of the last user.
     QueuedMessage {
@@ -95,7 +111,7 @@ impl Decoded {
             Decoded::Unregister { alias } => Record::Unregister { alias },
             Decoded::Message { sender, recipient, id, text } => Record::Message { sender, recipient, id: *id, text },
             Decoded::Ack { to, id } => Record::Ack { to, id: *id },
-            Decoded::Pop { alias } => Record::Pop { alias },
+            Decoded::Pop { alias, number } => Record::Pop { alias, number: *number },
             _ => return None,
         })
     }
@@ -166,29 +182,39 @@ pub fn encode_change(record: &Record<'_>, out: &mut Vec<u8>) -> Result<(), TooLo
             p.extend_from_slice(&id.to_le_bytes());
             Ok(())
         }
-        Record::Pop { alias } => {
+        Record::Pop { alias, number } => {
             p.push(TAG_POP);
-            put_str(p, alias)
+            put_str(p, alias)?;
+            p.extend_from_slice(&number.to_le_bytes());
+            Ok(())
         }
     })
 }
 
 /// Appends one snapshot frame for a user (its queue entries follow).
-pub fn encode_user(
-    alias: &str,
-    full_name: &str,
-    birth_date: &str,
-    last_id: u32,
-    out: &mut Vec<u8>,
-) -> Result<(), TooLong> {
+pub fn encode_user(user: &UserView<'_>, out: &mut Vec<u8>) -> Result<(), TooLong> {
     frame(out, |p| {
         p.push(TAG_USER);
-        put_str(p, alias)?;
-        put_str(p, full_name)?;
-        put_str(p, birth_date)?;
-        p.extend_from_slice(&last_id.to_le_bytes());
+        put_str(p, user.alias)?;
+        put_str(p, user.full_name)?;
+        put_str(p, user.birth_date)?;
+        p.extend_from_slice(&user.last_id.to_le_bytes());
+        p.extend_from_slice(&user.seq.to_le_bytes());
+        p.extend_from_slice(&user.queue_head.to_le_bytes());
         Ok(())
     })
+}
+
+/// Appends a user's snapshot frame followed by one frame per queued entry.
+pub fn encode_user_and_queue(user: &UserView<'_>, out: &mut Vec<u8>) -> Result<(), TooLong> {
+    encode_user(user, out)?;
+    for entry in user.queue {
+        match entry {
+            Entry::Message { sender, id, text } => encode_queued_message(sender, *id, text, out)?,
+            Entry::Ack { id } => encode_queued_ack(*id, out)?,
+        }
+    }
+    Ok(())
 }
 
 /// Appends one snapshot frame for a queued message of the last user.
@@ -257,10 +283,24 @@ pub fn decode(payload: &[u8]) -> Result<Decoded, &'static str> {
             Decoded::Message { sender: c.string()?, recipient: c.string()?, id: c.u32()?, text: c.string()? }
         }
         TAG_ACK => Decoded::Ack { to: c.string()?, id: c.u32()? },
-        TAG_POP => Decoded::Pop { alias: c.string()? },
-        TAG_USER => {
-            Decoded::User { alias: c.string()?, full_name: c.string()?, birth_date: c.string()?, last_id: c.u32()? }
-        }
+        TAG_POP_UNNUMBERED => Decoded::Pop { alias: c.string()?, number: POP_UNCHECKED },
+        TAG_POP => Decoded::Pop { alias: c.string()?, number: c.u64()? },
+        TAG_USER_UNNUMBERED => Decoded::User {
+            alias: c.string()?,
+            full_name: c.string()?,
+            birth_date: c.string()?,
+            last_id: c.u32()?,
+            seq: None,
+            queue_head: 0,
+        },
+        TAG_USER => Decoded::User {
+            alias: c.string()?,
+            full_name: c.string()?,
+            birth_date: c.string()?,
+            last_id: c.u32()?,
+            seq: Some(c.u64()?),
+            queue_head: c.u64()?,
+        },
         TAG_QUEUED_MESSAGE => Decoded::QueuedMessage { sender: c.string()?, id: c.u32()?, text: c.string()? },
         TAG_QUEUED_ACK => Decoded::QueuedAck { id: c.u32()? },
         TAG_END => Decoded::End { users: c.u64()?, entries: c.u64()? },
@@ -304,232 +344,5 @@ impl Cursor<'_> {
     }
 }
 
-/// One step of reading a file's frames.
-#[derive(Debug)]
-pub enum Frame {
-    /// An intact record starting at `offset`.
-    Record { offset: u64, record: Decoded },
-    /// Clean end of the file.
-    End,
-    /// What a crash in the middle of a write leaves: the file ends inside the frame at `offset`, or the frame is
-    /// the file's last and fails its CRC, or everything from `offset` on is zeros (a file extended but never
-    /// written). Everything from `offset` on may be cut away.
-    Torn { offset: u64, reason: &'static str },
-    /// Damage that a crash cannot explain, at `offset`; the file must not be trusted past it.
-    Corrupt { offset: u64, reason: &'static str },
-}
-
-/// Reads frames one at a time from a file whose header has already been consumed.
-pub struct FrameReader<R> {
-    inner: R,
-    /// Offset in the file of the next frame.
-    offset: u64,
-    file_len: u64,
-    payload: Vec<u8>,
-}
-
-impl<R: Read> FrameReader<R> {
-    /// `inner` is positioned at `offset` of a file that is `file_len` bytes long.
-    pub fn new(inner: R, offset: u64, file_len: u64) -> FrameReader<R> {
-        FrameReader { inner, offset, file_len, payload: Vec::with_capacity(MAX_RECORD_LEN) }
-    }
-
-    /// The next frame. After `Torn` or `Corrupt` the reader must not be used further.
-    pub fn next_frame(&mut self) -> io::Result<Frame> {
-        let offset = self.offset;
-        let mut header = [0u8; FRAME_HEADER_LEN];
-        let got = read_full(&mut self.inner, &mut header)?;
-        if got == 0 {
-            return Ok(Frame::End);
-        }
-        if got < FRAME_HEADER_LEN {
-            if header[..got].iter().all(|&b| b == 0) {
-                return Ok(Frame::Torn { offset, reason: "zero-filled tail" });
-            }
-            return Ok(Frame::Torn { offset, reason: "file ends inside a frame header" });
-        }
-        let len = u16::from_le_bytes([header[0], header[1]]);
-        let check = u16::from_le_bytes([header[2], header[3]]);
-        let crc = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
-        if len != !check {
-            if header.iter().all(|&b| b == 0) && self.rest_is_zero()? {
-                return Ok(Frame::Torn { offset, reason: "zero-filled tail" });
-            }
-            return Ok(Frame::Corrupt { offset, reason: "damaged frame length" });
-        }
-        let len = usize::from(len);
-        if len == 0 || len > MAX_RECORD_LEN {
-            return Ok(Frame::Corrupt { offset, reason: "impossible frame length" });
-        }
-        self.payload.resize(len, 0);
-        let got = read_full(&mut self.inner, &mut self.payload)?;
-        if got < len {
-            return Ok(Frame::Torn { offset, reason: "file ends inside a record" });
-        }
-        let end = offset + (FRAME_HEADER_LEN + len) as u64;
-        if crc32fast::hash(&self.payload) != crc {
-            if end == self.file_len {
-                return Ok(Frame::Torn { offset, reason: "checksum mismatch in the final record" });
-            }
-            return Ok(Frame::Corrupt { offset, reason: "checksum mismatch" });
-        }
-        match decode(&self.payload) {
-            Ok(record) => {
-                self.offset = end;
-                Ok(Frame::Record { offset, record })
-            }
-            Err(reason) => Ok(Frame::Corrupt { offset, reason }),
-        }
-    }
-
-    /// True when nothing but zeros is left (consumes the rest).
-    fn rest_is_zero(&mut self) -> io::Result<bool> {
-        let mut buf = [0u8; 4096];
-        loop {
-            match read_full(&mut self.inner, &mut buf)? {
-                0 => return Ok(true),
-                n if buf[..n].iter().any(|&b| b != 0) => return Ok(false),
-                _ => {}
-            }
-        }
-    }
-}
-
-/// Reads until `buf` is full or the input ends; returns how much was read.
-pub fn read_full<R: Read>(r: &mut R, buf: &mut [u8]) -> io::Result<usize> {
-    let mut got = 0;
-    while got < buf.len() {
-        match r.read(&mut buf[got..]) {
-            Ok(0) => break,
-            Ok(n) => got += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(got)
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn frames(bytes: &[u8]) -> Vec<Frame> {
-        let mut r = FrameReader::new(bytes, 0, bytes.len() as u64);
-        let mut out = Vec::new();
-        loop {
-            let f = r.next_frame().unwrap();
-            let last = !matches!(f, Frame::Record { .. });
-            out.push(f);
-            if last {
-                return out;
-            }
-        }
-    }
-
-    fn sample() -> Vec<u8> {
-        let mut buf = Vec::new();
-        encode_change(&Record::Register { full_name: "Ann B", alias: "ann", birth_date: "01/02/2003" }, &mut buf)
-            .unwrap();
-        encode_change(&Record::Message { sender: "ann", recipient: "bob", id: 7, text: "hi\nthere" }, &mut buf)
-            .unwrap();
-        encode_change(&Record::Pop { alias: "bob" }, &mut buf).unwrap();
-        buf
-    }
-
-    #[test]
-    fn every_record_round_trips() {
-        let mut buf = Vec::new();
-        let changes = [
-            Record::Register { full_name: "", alias: "a", birth_date: "" },
-            Record::Unregister { alias: "a" },
-            Record::Message { sender: "a", recipient: "b", id: u32::MAX, text: "ü" },
-            Record::Ack { to: "a", id: 1 },
-            Record::Pop { alias: "b" },
-        ];
-        for c in &changes {
-            encode_change(c, &mut buf).unwrap();
-        }
-        encode_user("u", "U", "d", 5, &mut buf).unwrap();
-        encode_queued_message("s", 3, "t", &mut buf).unwrap();
-        encode_queued_ack(4, &mut buf).unwrap();
-        encode_end(1, 2, &mut buf).unwrap();
-        let got: Vec<Decoded> = frames(&buf)
-            .into_iter()
-            .filter_map(|f| match f {
-                Frame::Record { record, .. } => Some(record),
-                _ => None,
-            })
-            .collect();
-        assert_eq!(got.len(), 9);
-        for (c, d) in changes.iter().zip(&got) {
-            assert_eq!(d.as_change().as_ref(), Some(c));
-        }
-        assert_eq!(
-            got[5],
-            Decoded::User { alias: "u".into(), full_name: "U".into(), birth_date: "d".into(), last_id: 5 }
-        );
-        assert_eq!(got[8], Decoded::End { users: 1, entries: 2 });
-    }
-
-    #[test]
-    fn every_cut_of_the_last_frame_is_torn_never_corrupt() {
-        let buf = sample();
-        let mut r = FrameReader::new(&buf[..], 0, buf.len() as u64);
-        r.next_frame().unwrap();
-        r.next_frame().unwrap();
-        let last_start = r.offset as usize;
-        for cut in last_start + 1..buf.len() {
-            let f = frames(&buf[..cut]);
-            assert_eq!(f.len(), 3, "cut at {cut}");
-            assert!(matches!(f[2], Frame::Torn { offset, .. } if offset == last_start as u64), "cut at {cut}: {f:?}");
-        }
-    }
-
-    #[test]
-    fn a_flipped_byte_before_the_last_frame_is_corruption_and_in_it_a_torn_tail() {
-        let buf = sample();
-        let total = buf.len();
-        for i in 0..total {
-            let mut bad = buf.clone();
-            bad[i] ^= 0x10;
-            let f = frames(&bad);
-            let tail = f.last().unwrap();
-            match tail {
-                Frame::Corrupt { .. } => {}
-                Frame::Torn { offset, .. } => {
-                    // Only a frame that ends the file may be taken for a torn write.
-                    let mut r = FrameReader::new(&buf[*offset as usize..], 0, 0);
-                    let _ = r.next_frame().unwrap();
-                    assert_eq!(*offset as usize + r.offset as usize, total, "byte {i}");
-                }
-                other => panic!("byte {i}: flipped byte not detected: {other:?}"),
-            }
-        }
-    }
-
-    #[test]
-    fn zero_filled_tail_is_torn() {
-        let mut buf = sample();
-        let good = buf.len() as u64;
-        buf.extend_from_slice(&[0u8; 100]);
-        let f = frames(&buf);
-        assert!(matches!(f.last(), Some(Frame::Torn { offset, .. }) if *offset == good));
-    }
-
-    #[test]
-    fn oversized_records_are_refused_and_leave_the_buffer_alone() {
-        let mut buf = vec![1, 2, 3];
-        let long = "x".repeat(MAX_RECORD_LEN);
-        assert_eq!(encode_change(&Record::Pop { alias: &long }, &mut buf), Err(TooLong));
-        assert_eq!(buf, [1, 2, 3]);
-    }
-
-    #[test]
-    fn headers_check_kind_and_generation() {
-        let h = file_header(JOURNAL_MAGIC, 3);
-        assert!(check_file_header(&h, JOURNAL_MAGIC, 3).is_ok());
-        assert!(check_file_header(&h, JOURNAL_MAGIC, 4).is_err());
-        assert!(check_file_header(&h, SNAPSHOT_MAGIC, 3).is_err());
-        assert!(check_file_header(&h[..10], JOURNAL_MAGIC, 3).is_err());
-    }
-}
+mod tests;

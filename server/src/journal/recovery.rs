@@ -15,9 +15,13 @@ use std::io::BufReader;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use super::files::{install_segment, parse_gen, segment_name, snapshot_name, sync_dir, write_segment_tmp};
 use super::format::{self, Decoded, Frame, FrameReader, FILE_HEADER_LEN};
-use super::{segment_name, snapshot_name, sync_dir, JournalError, LOCK_FILE};
-use crate::store::{Entry, Store, UserState};
+use super::{JournalError, LOCK_FILE};
+use crate::store::{Entry, RestoredUser, Store};
+
+/// Read buffer for snapshots and segments: large sequential reads.
+const READ_BUFFER: usize = 1 << 20;
 
 /// What recovery found, for the journal that continues from it.
 #[derive(Debug)]
@@ -28,6 +32,8 @@ pub(super) struct Found {
     pub last_segment: Option<(u64, u64)>,
     /// Record bytes in the segments since the snapshot.
     pub journal_bytes: u64,
+    /// Size of the snapshot loaded (0: none).
+    pub snapshot_bytes: u64,
 }
 
 /// The journal files of a directory.
@@ -36,15 +42,6 @@ struct Listing {
     snapshots: BTreeSet<u64>,
     segments: BTreeSet<u64>,
     tmps: Vec<PathBuf>,
-}
-
-/// The generation in a file name `<prefix><20 digits><suffix>`.
-pub(super) fn parse_gen(name: &str, prefix: &str, suffix: &str) -> Option<u64> {
-    let digits = name.strip_prefix(prefix)?.strip_suffix(suffix)?;
-    if digits.len() != 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    digits.parse().ok()
 }
 
 fn list(dir: &Path) -> Result<Listing, JournalError> {
@@ -71,10 +68,20 @@ fn list(dir: &Path) -> Result<Listing, JournalError> {
 
 /// Replays `dir` into `store` (empty) and tidies the directory.
 pub(super) fn recover(dir: &Path, store: &Store) -> Result<Found, JournalError> {
-    let listing = list(dir)?;
+    let mut listing = list(dir)?;
     let base = listing.snapshots.last().copied();
+    let mut snapshot = Loaded::default();
     if let Some(gen) = base {
-        load_snapshot(&dir.join(snapshot_name(gen)), gen, store)?;
+        snapshot = load_snapshot(&dir.join(snapshot_name(gen)), gen, store)?;
+        if snapshot.resync && !listing.segments.contains(&gen) {
+            // A rewrite from memory renames its segment into place after the snapshot; a crash in between loses
+            // only records nobody was told were durable.
+            log::warn!("journal: {} has no segment yet (a rewrite was interrupted): starting one", snapshot_name(gen));
+            write_segment_tmp(dir, gen)?;
+            drop(install_segment(dir, gen)?);
+            listing.segments.insert(gen);
+            listing.tmps.retain(|p| p.file_name().is_some_and(|n| *n != *super::files::tmp_name(&segment_name(gen))));
+        }
     }
     // Without a snapshot, history must start at the very first segment.
     let first = base.unwrap_or(1);
@@ -121,38 +128,48 @@ pub(super) fn recover(dir: &Path, store: &Store) -> Result<Found, JournalError> 
         sync_dir(dir)?;
     }
 
-    let snapshot = store.snapshot();
-    let pending: usize = snapshot.iter().map(|u| u.queue.len()).sum();
     log::info!(
-        "journal: recovered {} users and {pending} pending messages and acknowledgements from {} \
-         ({} snapshot, {records} records in {} segments)",
-        snapshot.len(),
+        "journal: recovered {} users from {} ({}: {} users, {} queued; {records} records in {} segments)",
+        store.len(),
         dir.display(),
-        base.map_or("no".to_owned(), snapshot_name),
+        base.map_or("no snapshot".to_owned(), snapshot_name),
+        snapshot.users,
+        snapshot.entries,
         live.len(),
     );
-    Ok(Found { next_gen: live.last().copied().unwrap_or(first), last_segment, journal_bytes })
+    Ok(Found {
+        next_gen: live.last().copied().unwrap_or(first),
+        last_segment,
+        journal_bytes,
+        snapshot_bytes: snapshot.bytes,
+    })
 }
 
-/// Opens a file and checks its header; returns the reader positioned after it, and the file's length.
-fn open_checked(path: &Path, magic: [u8; 8], gen: u64) -> Result<(FrameReader<BufReader<File>>, u64), JournalError> {
+type Reader = FrameReader<BufReader<File>>;
+
+/// Opens a file and checks its header against each of `magics`; returns the reader positioned after it, the
+/// file's length and the index of the magic found.
+fn open_checked(path: &Path, magics: &[[u8; 8]], gen: u64) -> Result<(Reader, u64, usize), JournalError> {
     let file = File::open(path).map_err(JournalError::io(path))?;
     let len = file.metadata().map_err(JournalError::io(path))?.len();
-    let mut reader = BufReader::new(file);
+    let mut reader = BufReader::with_capacity(READ_BUFFER, file);
     let mut header = [0u8; FILE_HEADER_LEN];
     let got = format::read_full(&mut reader, &mut header).map_err(JournalError::io(path))?;
-    format::check_file_header(&header[..got], magic, gen).map_err(|reason| JournalError::Corrupt {
-        path: path.to_owned(),
-        offset: 0,
-        reason,
-    })?;
-    Ok((FrameReader::new(reader, FILE_HEADER_LEN as u64, len), len))
+    let mut checked = Err("no kind of file expected");
+    for (i, magic) in magics.iter().enumerate() {
+        checked = format::check_file_header(&header[..got], *magic, gen).map(|()| i);
+        if checked.is_ok() {
+            break;
+        }
+    }
+    let kind = checked.map_err(|reason| JournalError::Corrupt { path: path.to_owned(), offset: 0, reason })?;
+    Ok((FrameReader::new(reader, FILE_HEADER_LEN as u64, len), len, kind))
 }
 
 /// Replays one segment; returns its valid length and how many records it held. A torn tail is cut off only in
 /// the last segment.
 fn replay_segment(path: &Path, gen: u64, store: &Store, is_last: bool) -> Result<(u64, u64), JournalError> {
-    let (mut frames, len) = open_checked(path, format::JOURNAL_MAGIC, gen)?;
+    let (mut frames, len, _) = open_checked(path, &[format::JOURNAL_MAGIC], gen)?;
     let corrupt = |offset, reason| JournalError::Corrupt { path: path.to_owned(), offset, reason };
     let mut records = 0;
     loop {
@@ -164,7 +181,7 @@ fn replay_segment(path: &Path, gen: u64, store: &Store, is_last: bool) -> Result
                 store.replay(&change).map_err(|e| JournalError::Inconsistent {
                     path: path.to_owned(),
                     offset,
-                    reason: e.0,
+                    reason: e,
                 })?;
                 records += 1;
             }
@@ -194,13 +211,30 @@ fn replay_segment(path: &Path, gen: u64, store: &Store, is_last: bool) -> Result
     }
 }
 
-/// Loads a snapshot into `store`. A snapshot is synced before it gets its name, so it is
+/// What a snapshot held.
+#[derive(Debug, Default)]
+struct Loaded {
+    bytes: u64,
+    users: u64,
+    entries: u64,
+    /// Written by a rewrite from memory: its segment may be missing.
+    resync: bool,
+}
+
+/// Loads a snapshot into `store`, one user at a time. A snapshot is synced before it gets its name, so it is
 /// whole or absent: any defect is damage.
-fn load_snapshot(path: &Path, gen: u64, store: &Store) -> Result<(), JournalError> {
-    let (mut frames, len) = open_checked(path, format::SNAPSHOT_MAGIC, gen)?;
+fn load_snapshot(path: &Path, gen: u64, store: &Store) -> Result<Loaded, JournalError> {
+    let magics = [format::SNAPSHOT_MAGIC, format::RESYNC_SNAPSHOT_MAGIC];
+    let (mut frames, len, kind) = open_checked(path, &magics, gen)?;
     let corrupt = |offset, reason| JournalError::Corrupt { path: path.to_owned(), offset, reason };
-    let mut users: Vec<UserState> = Vec::new();
-    let mut entries = 0u64;
+    let restore = |user: Option<(u64, RestoredUser)>| match user {
+        Some((offset, u)) => {
+            store.restore_user(u).map_err(|reason| JournalError::Inconsistent { path: path.to_owned(), offset, reason })
+        }
+        None => Ok(()),
+    };
+    let mut loaded = Loaded { bytes: len, resync: kind == 1, ..Loaded::default() };
+    let mut current: Option<(u64, RestoredUser)> = None;
     loop {
         let (offset, record) = match frames.next_frame().map_err(JournalError::io(path))? {
             Frame::Record { offset, record } => (offset, record),
@@ -208,28 +242,31 @@ fn load_snapshot(path: &Path, gen: u64, store: &Store) -> Result<(), JournalErro
             Frame::Torn { offset, reason } | Frame::Corrupt { offset, reason } => return Err(corrupt(offset, reason)),
         };
         let entry = match record {
-            Decoded::User { alias, full_name, birth_date, last_id } => {
-                users.push(UserState { alias, full_name, birth_date, last_id, connected: false, queue: Vec::new() });
+            Decoded::User { seq, alias, full_name, birth_date, last_id, queue_head } => {
+                restore(current.take())?;
+                let user = RestoredUser { seq, alias, full_name, birth_date, last_id, queue_head, queue: Vec::new() };
+                current = Some((offset, user));
+                loaded.users += 1;
                 continue;
             }
             Decoded::QueuedMessage { sender, id, text } => {
                 Entry::Message { sender: Arc::from(sender), id, text: text.into_boxed_str() }
             }
             Decoded::QueuedAck { id } => Entry::Ack { id },
-            Decoded::End { users: n, entries: m } => {
-                if n != users.len() as u64 || m != entries {
+            Decoded::End { users, entries } => {
+                if users != loaded.users || entries != loaded.entries {
                     return Err(corrupt(offset, "the end record's counts do not match the snapshot"));
                 }
                 if !matches!(frames.next_frame().map_err(JournalError::io(path))?, Frame::End) {
                     return Err(corrupt(offset, "bytes after the end record"));
                 }
-                break;
+                restore(current.take())?;
+                return Ok(loaded);
             }
             _ => return Err(corrupt(offset, "a journal record inside a snapshot")),
         };
-        let user = users.last_mut().ok_or_else(|| corrupt(offset, "a queue entry before any user"))?;
+        let (_, user) = current.as_mut().ok_or_else(|| corrupt(offset, "a queue entry before any user"))?;
         user.queue.push(entry);
-        entries += 1;
+        loaded.entries += 1;
     }
-    store.restore(users).map_err(|e| JournalError::Inconsistent { path: path.to_owned(), offset: 0, reason: e.0 })
 }

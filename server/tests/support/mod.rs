@@ -82,6 +82,11 @@ impl PushListener {
                 let _ = stream.set_read_timeout(Some(IO_TIMEOUT));
                 let mut bytes = Vec::new();
                 let _ = (&mut stream).take(READ_CAP).read_to_end(&mut bytes);
+                // The server probing whether this listener is still there (a CONNECT of a user it believes
+                // connected, docs/protocol.md "Ghost sessions") is not a push.
+                if bytes == b"PROBE\0" {
+                    continue;
+                }
                 if tx.send(bytes).is_err() {
                     break;
                 }
@@ -114,9 +119,15 @@ pub struct ServerProcess {
 impl ServerProcess {
     /// Starts `server -p 0 --bind 127.0.0.1 <extra>` and reads its start-up lines.
     pub fn start(extra: &[&str]) -> ServerProcess {
+        ServerProcess::start_with_env(extra, &[])
+    }
+
+    /// [`ServerProcess::start`] with more environment variables.
+    pub fn start_with_env(extra: &[&str], env: &[(&str, &str)]) -> ServerProcess {
         let mut child = Command::new(env!("CARGO_BIN_EXE_server"))
             .args(["-p", "0", "--bind", "127.0.0.1"])
             .args(extra)
+            .envs(env.iter().copied())
             .env("RUST_LOG", "info")
             .env_remove("MSG_SERVER_PORT")
             .env_remove("MSG_SERVER_PROFILE")
@@ -144,7 +155,8 @@ impl ServerProcess {
         });
         let mut server =
             ServerProcess { child, lines, seen: Vec::new(), addr: SocketAddr::from(([127, 0, 0, 1], 0)), ttweet: None };
-        server.addr = parse_addr(&server.expect_prefix("s> init server "));
+        // With --data-dir, a line about the recovery comes first.
+        server.addr = parse_addr(&server.wait_for("s> init server "));
         if extra.contains(&"--ttweet-port") {
             server.ttweet = Some(parse_addr(&server.expect_prefix("s> init ttweet ")));
         }
@@ -161,6 +173,28 @@ impl ServerProcess {
         self.seen.push(line.clone());
         assert!(line.starts_with(prefix), "expected {prefix:?}, got {line:?}; seen {:#?}", self.seen);
         line
+    }
+
+    /// Kills the server with SIGKILL, as a crash would, and waits for it.
+    pub fn kill_9(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Waits (bounded) for a console line containing `needle`, skipping others; returns it.
+    pub fn wait_for(&mut self, needle: &str) -> String {
+        let deadline = Instant::now() + IO_TIMEOUT;
+        loop {
+            match self.lines.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    if line.contains(needle) {
+                        return line;
+                    }
+                }
+                Err(e) => panic!("no console line containing {needle:?} ({e:?}); seen {:#?}", self.seen),
+            }
+        }
     }
 
     /// Stops the server as an operator does (SIGTERM); returns its exit status and every console line it printed.

@@ -1,33 +1,29 @@
-//! The client side of the normalization web service (PROTOCOL.md 7 and 8.3): one SOAP 1.1 `convert_text` call.
+//! The client side of the normalization web service (docs/protocol.md, "Normalization web service"): one SOAP 1.1
+//! `convert_text` call.
 //!
-//! The request is the envelope zeep would send for the WSDL of 7.3, so any service that works with the original
-//! clients works here too; the answer is read with a namespace-aware XML parser rather than by searching text,
-//! so prefixes, attribute order, comments or a nil result cannot confuse it.
+//! The request is the envelope zeep would send for the service's WSDL, so any service that works with the
+//! original clients works here too.
+//!
+//! - here: [`normalize_remote`], the HTTP exchange and its [`WsError`]s;
+//! - `envelope`: the request envelope and the reading of the answer.
 
-use std::borrow::Cow;
+mod envelope;
+
 use std::fmt;
 use std::io;
 use std::time::Duration;
 
-use quick_xml::events::{BytesDecl, BytesEnd, BytesStart, BytesText, Event};
-use quick_xml::name::{Namespace, ResolveResult};
-use quick_xml::{NsReader, Writer};
+use envelope::{read_answer, request_envelope, Answer};
 
-/// Target namespace of the service's elements (7.3).
-const TNS: &str = "http://tests.python-zeep.org/";
-/// Namespace of the SOAP 1.1 envelope.
-const SOAP_ENV: &str = "http://schemas.xmlsoap.org/soap/envelope/";
-/// Namespace of `xsi:nil`.
-const XSI: &str = "http://www.w3.org/2001/XMLSchema-instance";
 /// Largest answer read. The answer to a text is never longer than the envelope around that text, and a message
-/// is at most 255 bytes (2.3), so this only stops a misbehaving service from making the client buffer without
+/// is at most 255 bytes (docs/protocol.md, "Limits and timeouts"), so this only stops a misbehaving service from making the client buffer without
 /// bound.
 pub const MAX_RESPONSE_BYTES: u64 = 1024 * 1024;
 
 /// Why [`normalize_remote`] gave no normalized text.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WsError {
-    /// The URL is not a plain `http://` URL (this client speaks no TLS; the service is local, 7.1).
+    /// The URL is not a plain `http://` URL (this client speaks no TLS; the service is local).
     InvalidUrl(String),
     /// Nothing could be connected to at the URL: connection refused, host name unknown, network unreachable.
     /// The only error after which the service can be said to be absent rather than failing.
@@ -70,7 +66,7 @@ impl std::error::Error for WsError {}
 
 /// Asks the service at `url` to normalize `text` with `convert_text`, waiting at most `timeout` in all.
 ///
-/// U+001C..=U+001F are sent as spaces: they are whitespace under 7.2, so the answer is the same, but XML 1.0
+/// U+001C..=U+001F are sent as spaces: they are whitespace under the rule, so the answer is the same, but XML 1.0
 /// cannot carry them. An empty result element (and a nil or absent one) is the empty string.
 pub fn normalize_remote(url: &str, text: &str, timeout: Duration) -> Result<String, WsError> {
     check_url(url)?;
@@ -108,7 +104,7 @@ pub fn normalize_remote(url: &str, text: &str, timeout: Duration) -> Result<Stri
 /// Refuses what this client cannot call, with a clearer message than the transport would give.
 fn check_url(url: &str) -> Result<(), WsError> {
     if url.starts_with("https://") {
-        return Err(WsError::InvalidUrl(format!("{url}: https is not supported, the service is plain http (7.1)")));
+        return Err(WsError::InvalidUrl(format!("{url}: https is not supported, the service speaks plain http")));
     }
     if !url.starts_with("http://") {
         return Err(WsError::InvalidUrl(format!("{url}: expected http://host:port/")));
@@ -132,156 +128,6 @@ fn from_ureq(e: ureq::Error) -> WsError {
         ureq::Error::Http(ref http) => WsError::InvalidUrl(http.to_string()),
         other => WsError::Transport(other.to_string()),
     }
-}
-
-/// Whether `c` may appear in an XML 1.0 document (production `Char`).
-fn is_xml_char(c: char) -> bool {
-    matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..='\u{10FFFF}')
-}
-
-/// The request zeep sends for `client.service.convert_text(text)`. quick-xml escapes `<`, `>`, `&`, quotes and
-/// CR (as `&#13;`: a raw CR would reach the service as LF after XML end-of-line normalization).
-fn request_envelope(text: &str) -> Result<Vec<u8>, WsError> {
-    let text: Cow<'_, str> = if text.chars().any(|c| ('\u{1c}'..='\u{1f}').contains(&c)) {
-        Cow::Owned(text.chars().map(|c| if ('\u{1c}'..='\u{1f}').contains(&c) { ' ' } else { c }).collect())
-    } else {
-        Cow::Borrowed(text)
-    };
-    if let Some(c) = text.chars().find(|&c| !is_xml_char(c)) {
-        return Err(WsError::Unencodable(c));
-    }
-    let mut w = Writer::new(Vec::with_capacity(320 + text.len()));
-    let written: io::Result<()> = (|| {
-        w.write_event(Event::Decl(BytesDecl::new("1.0", Some("utf-8"), None)))?;
-        w.write_event(Event::Start(
-            BytesStart::new("soap-env:Envelope").with_attributes([("xmlns:soap-env", SOAP_ENV)]),
-        ))?;
-        w.write_event(Event::Start(BytesStart::new("soap-env:Body")))?;
-        w.write_event(Event::Start(BytesStart::new("ns0:convert_text").with_attributes([("xmlns:ns0", TNS)])))?;
-        w.write_event(Event::Start(BytesStart::new("ns0:text")))?;
-        w.write_event(Event::Text(BytesText::new(&text)))?;
-        w.write_event(Event::End(BytesEnd::new("ns0:text")))?;
-        w.write_event(Event::End(BytesEnd::new("ns0:convert_text")))?;
-        w.write_event(Event::End(BytesEnd::new("soap-env:Body")))?;
-        w.write_event(Event::End(BytesEnd::new("soap-env:Envelope")))
-    })();
-    // Writing into a Vec cannot fail; mapped rather than unwrapped so that no path panics.
-    written.map_err(|e| WsError::Transport(format!("could not build the request: {e}")))?;
-    Ok(w.into_inner())
-}
-
-/// What a well-formed answer envelope holds.
-#[derive(Debug, PartialEq, Eq)]
-enum Answer {
-    Result(String),
-    Fault { code: String, message: String },
-}
-
-/// One element of the answer, with its direct character content.
-#[derive(Debug)]
-struct Element {
-    /// Namespace; empty when unqualified.
-    ns: String,
-    local: String,
-    parent: Option<usize>,
-    nil: bool,
-    text: String,
-}
-
-/// Reads an answer envelope: `Envelope/Body/convert_textResponse/convert_textResult`, or a `Fault`.
-fn read_answer(xml: &str) -> Result<Answer, String> {
-    let els = elements(xml)?;
-    let is = |i: usize, ns: &str, local: &str| els[i].ns == ns && els[i].local == local;
-    let child = |parent: usize, pred: &dyn Fn(usize) -> bool| {
-        (0..els.len()).find(|&i| els[i].parent == Some(parent) && pred(i))
-    };
-    if els.is_empty() || !is(0, SOAP_ENV, "Envelope") {
-        return Err("not a SOAP 1.1 envelope".into());
-    }
-    let body = child(0, &|i| is(i, SOAP_ENV, "Body")).ok_or("the envelope has no Body")?;
-    let first = child(body, &|_| true).ok_or("the Body is empty")?;
-    if is(first, SOAP_ENV, "Fault") {
-        let text =
-            |name: &str| child(first, &|i| els[i].local == name).map(|i| els[i].text.clone()).unwrap_or_default();
-        return Ok(Answer::Fault { code: text("faultcode"), message: text("faultstring") });
-    }
-    if !is(first, TNS, "convert_textResponse") {
-        return Err(format!("unexpected element {{{}}}{} in the Body", els[first].ns, els[first].local));
-    }
-    // The result may be qualified (as the WSDL says) or not; minOccurs="0" and nillable="true" make an absent or
-    // nil result the empty string, which is how zeep's None reaches its caller.
-    match child(first, &|i| els[i].local == "convert_textResult" && (els[i].ns == TNS || els[i].ns.is_empty())) {
-        None => Ok(Answer::Result(String::new())),
-        Some(result) if els.iter().any(|e| e.parent == Some(result)) => Err("the result is not a string".into()),
-        Some(result) if els[result].nil => Ok(Answer::Result(String::new())),
-        Some(result) => Ok(Answer::Result(els[result].text.clone())),
-    }
-}
-
-/// Every element of a well-formed document, in document order.
-fn elements(xml: &str) -> Result<Vec<Element>, String> {
-    let mut reader = NsReader::from_str(xml);
-    reader.config_mut().enable_all_checks(true);
-    let mut els: Vec<Element> = Vec::new();
-    let mut open: Vec<usize> = Vec::new();
-    loop {
-        let (ns, event) = reader.read_resolved_event().map_err(|e| format!("not well-formed XML: {e}"))?;
-        let ns = match ns {
-            ResolveResult::Bound(Namespace(ns)) => ns.to_owned(),
-            ResolveResult::Unbound => String::new(),
-            ResolveResult::Unknown(prefix) => return Err(format!("undeclared prefix {prefix}")),
-        };
-        let text: Cow<'_, str> = match event {
-            Event::Start(ref e) | Event::Empty(ref e) => {
-                let mut nil = false;
-                for attr in e.attributes() {
-                    let attr = attr.map_err(|e| format!("malformed attribute: {e}"))?;
-                    if let (ResolveResult::Bound(Namespace(XSI)), local) = reader.resolver().resolve_attribute(attr.key)
-                    {
-                        nil |= local.into_inner() == "nil" && attr.as_bool() == Some(true);
-                    }
-                }
-                els.push(Element {
-                    ns,
-                    local: e.local_name().into_inner().to_owned(),
-                    parent: open.last().copied(),
-                    nil,
-                    text: String::new(),
-                });
-                if matches!(event, Event::Start(_)) {
-                    open.push(els.len() - 1);
-                }
-                continue;
-            }
-            Event::End(_) => {
-                open.pop();
-                continue;
-            }
-            Event::Text(ref t) => t.xml10_content(),
-            Event::CData(ref c) => c.xml10_content(),
-            Event::GeneralRef(ref r) => match r.resolve_char_ref() {
-                Ok(Some(c)) => Cow::Owned(c.to_string()),
-                Ok(None) => Cow::Borrowed(match r.xml10_content().as_ref() {
-                    "lt" => "<",
-                    "gt" => ">",
-                    "amp" => "&",
-                    "apos" => "'",
-                    "quot" => "\"",
-                    other => return Err(format!("undeclared entity &{other};")),
-                }),
-                Err(e) => return Err(format!("bad character reference: {e}")),
-            },
-            Event::Eof => break,
-            _ => continue,
-        };
-        if let Some(&i) = open.last() {
-            els[i].text.push_str(&text);
-        }
-    }
-    if !open.is_empty() {
-        return Err("the document ends inside an element".into());
-    }
-    Ok(els)
 }
 
 #[cfg(test)]
