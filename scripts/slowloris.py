@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Slow peers against a running server, beside a good client (docs/protocol.md, "Slow peers and a full server").
+"""Slow peers against a running server, beside a good client (docs/protocol.md 2.5).
 
 Opens CONNS connections from SOURCES loopback addresses (127.0.0.2, 127.0.0.3, ...) that trickle one byte of a
 never-ending request per PACE seconds, reopening each one the server closes. Meanwhile a good client on 127.0.0.1
