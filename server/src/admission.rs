@@ -296,6 +296,21 @@ impl Permit {
         DeliverySlot { admission }
     }
 
+    /// Like [`Permit::into_delivery`], but never waits: `Err` gives the permit back when every delivery slot is
+    /// taken, for a caller that would rather leave the work queued than hold its connection slot meanwhile.
+    pub fn try_into_delivery(mut self) -> Result<DeliverySlot, Permit> {
+        let admission = self.admission.clone();
+        let mut st = admission.lock();
+        if st.deliveries >= admission.limits.max_deliveries {
+            drop(st);
+            return Err(self);
+        }
+        st.deliveries += 1;
+        self.release(&mut st);
+        drop(st);
+        Ok(DeliverySlot { admission })
+    }
+
     fn release(&mut self, st: &mut State) {
         match self.stage {
             Stage::Released => return,
@@ -468,6 +483,10 @@ mod tests {
         assert!(p1.request_complete() && p2.request_complete());
         let d1 = p1.into_delivery();
         assert_eq!((adm.in_use(), adm.deliveries()), (1, 1));
+        // The cap is reached: a try gives the permit back, still holding its slot.
+        let mut p2 = p2.try_into_delivery().expect_err("no delivery slot free");
+        assert!(p2.request_complete(), "the permit is intact");
+        assert_eq!(adm.in_use(), 1);
         let (tx, got) = mpsc::channel();
         let second = thread::spawn(move || {
             let d2 = p2.into_delivery();
