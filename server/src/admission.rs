@@ -30,13 +30,15 @@
 use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, Shutdown, TcpStream};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// With no `--max-pending-per-address`, one address may hold this fraction (1/8) of the connection slots with
 /// incomplete requests.
 pub const PENDING_SHARE: usize = 8;
 /// Default cap on deliveries in progress at once (`--max-deliveries`).
 pub const DEFAULT_MAX_DELIVERIES: usize = 1024;
+/// Shed connections are reported in one warning at most this often, with their count since the last one.
+pub const SHED_REPORT_EVERY: Duration = Duration::from_secs(10);
 
 /// The three bounds of this module.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,6 +93,9 @@ struct State {
     pending: HashMap<IpAddr, VecDeque<Pending>>,
     /// Set on stop: the accept loop no longer waits for a slot.
     stopping: bool,
+    /// Connections shed since the last warning, and when that was.
+    shed_unreported: u64,
+    last_report: Option<Instant>,
 }
 
 /// A connection that has not yet sent a complete request.
@@ -121,7 +126,18 @@ impl State {
             self.pending.remove(&peer);
         }
         self.shedding += usize::from(victim.is_some());
+        self.shed_unreported += u64::from(victim.is_some());
         victim
+    }
+
+    /// The number of connections to report as shed now, at most once per [`SHED_REPORT_EVERY`].
+    fn take_report(&mut self, now: Instant) -> Option<u64> {
+        let recent = self.last_report.is_some_and(|t| now.saturating_duration_since(t) < SHED_REPORT_EVERY);
+        if self.shed_unreported == 0 || recent {
+            return None;
+        }
+        self.last_report = Some(now);
+        Some(std::mem::take(&mut self.shed_unreported))
     }
 
     /// The victim when every slot is taken: the oldest pending connection of the address with the most of
@@ -216,8 +232,14 @@ impl Admission {
                 st = self.lock();
             }
         };
+        let report = st.take_report(accepted);
         drop(st);
         shed(victims, "too many incomplete requests from its address");
+        if let Some(n) = report {
+            log::warn!(
+                "{n} incomplete request(s) shed since the last report: slow or idle peers (docs/protocol.md 2.5)"
+            );
+        }
         Some(Permit { admission: self.clone(), peer, serial, accepted, stage: Stage::Pending })
     }
 
@@ -418,6 +440,7 @@ mod tests {
         let (_c4, s4) = pairs.pair();
         let mut p4 = adm.admit(&s4, ip(1), Instant::now()).unwrap();
         assert!(shut_down(&mut c1), "the oldest of the address was shut down");
+        assert!(adm.lock().last_report.is_some(), "and reported");
         assert!(!p1.request_complete(), "and learns it was shed");
         assert!(p2.request_complete() && p4.request_complete() && other.request_complete());
         assert_eq!(adm.in_use(), 4, "a shed connection holds its slot until its thread lets go");
