@@ -8,6 +8,8 @@ use protocol::request::Invalid;
 use protocol::{ConnectStatus, Dialect, FieldError, FieldReader, Op, Reply, Request, RequestError};
 use protocol::{MAX_FIELD_LEN, MAX_REQUEST_LEN};
 
+use crate::admission::Permit;
+use crate::deadline::DeadlineReader;
 use crate::delivery;
 use crate::net::{drain, DRAIN_TIMEOUT, REPLY_WRITE_TIMEOUT, UNBLOCKED_WRITE};
 use crate::store::{Store, Ticket};
@@ -25,6 +27,8 @@ pub struct Context {
     pub store: Store,
     pub dialect: Dialect,
     pub request_timeout: Duration,
+    /// Whole-request deadline, counted from accept.
+    pub request_deadline: Duration,
     pub ip_check: bool,
     /// Accept the one-field REGISTER of A.3.
     pub accept_short_register: bool,
@@ -43,17 +47,30 @@ enum After {
 }
 
 /// Serves one connection to its end. Never panics on anything the peer does.
-pub fn handle(stream: TcpStream, ctx: &Context) {
+///
+/// `permit` is the connection's slot ([`crate::admission`]): it is marked complete once the whole request has
+/// been read, and given back once the reply is written and the stream closed, before any delivery, which takes
+/// a delivery slot instead ([`Permit::into_delivery`]).
+pub fn handle(stream: TcpStream, ctx: &Context, mut permit: Permit) {
     let peer = match stream.peer_addr() {
         Ok(addr) => addr,
         Err(_) => return, // already gone
     };
-    // Failing to set a timeout only happens on a dead socket; reading will then fail too. No `set_nodelay`: the
-    // reply is one write followed by a half-close, and the FIN pushes out anything Nagle would hold back.
-    let _ = stream.set_read_timeout(Some(ctx.request_timeout));
-
-    let mut reader = FieldReader::new(BufReader::with_capacity(READ_BUFFER, &stream));
-    let (reply, after) = match read_request(&mut reader, &stream, ctx) {
+    // Reads end at the idle timeout and at the whole-request deadline, whichever comes first (the reader sets the
+    // socket timeout). No `set_nodelay`: the reply is one write followed by a half-close, and the FIN pushes out
+    // anything Nagle would hold back.
+    let deadline = permit.accepted() + ctx.request_deadline;
+    let timed = DeadlineReader::new(&stream, deadline, ctx.request_timeout);
+    let mut reader = FieldReader::new(BufReader::with_capacity(READ_BUFFER, timed));
+    let request = read_request(&mut reader, ctx);
+    reader.get_mut().get_mut().disarm();
+    // A request that is complete (answered, even with a failure) can no longer be shed; one that was shed in the
+    // meantime is closed without reply (docs/protocol.md 2.5).
+    if matches!(request, Ok(_) | Err(RequestError::Invalid { .. })) && !permit.request_complete() {
+        log::debug!("request from {peer} completed after it was shed: closed without reply");
+        return;
+    }
+    let (reply, after) = match request {
         Ok(request) => apply(request, peer, ctx),
         Err(RequestError::Empty) => return,
         Err(RequestError::UnknownOp(name)) => {
@@ -84,7 +101,15 @@ pub fn handle(stream: TcpStream, ctx: &Context) {
         log::debug!("reply to {peer} not written: {e}");
     }
     let _ = stream.shutdown(Shutdown::Write);
+    let _ = stream.set_read_timeout(Some(DRAIN_TIMEOUT));
+    drain(reader.into_inner());
+    drop(stream);
 
+    // The connection is over: its slot goes to the next client, and deliveries count against their own cap.
+    if matches!(after, After::Nothing) {
+        return;
+    }
+    let _delivering = permit.into_delivery();
     match after {
         After::Nothing => {}
         After::Activate { alias, epoch } => {
@@ -94,8 +119,6 @@ pub fn handle(stream: TcpStream, ctx: &Context) {
         }
         After::Deliver(ticket) => delivery::run(&ctx.store, ctx.dialect.push, ticket),
     }
-    let _ = stream.set_read_timeout(Some(DRAIN_TIMEOUT));
-    drain(reader.into_inner());
 }
 
 /// Applies a well-formed request and decides the reply and what comes after it.
@@ -189,11 +212,7 @@ fn ok(code: u8) -> &'static str {
 
 /// Reads one request; with `accept_short_register`, a REGISTER whose first field is followed by nothing within
 /// [`SHORT_REGISTER_WAIT`] registers that field as the alias, with full name = alias and an empty date (A.3).
-fn read_request(
-    reader: &mut FieldReader<BufReader<&TcpStream>>,
-    stream: &TcpStream,
-    ctx: &Context,
-) -> Result<Request, RequestError> {
+fn read_request(reader: &mut FieldReader<BufReader<DeadlineReader>>, ctx: &Context) -> Result<Request, RequestError> {
     let op = Request::read_op(reader)?;
     if op != Op::Register || !ctx.accept_short_register {
         return Request::read_fields(op, reader);
@@ -206,9 +225,9 @@ fn read_request(
         Err(cause) => return Err(incomplete(cause)),
     };
     // Only this wait is shortened; the rest of the request gets the ordinary idle timeout again.
-    let _ = stream.set_read_timeout(Some(SHORT_REGISTER_WAIT));
+    reader.get_mut().get_mut().set_idle(SHORT_REGISTER_WAIT);
     let next = reader.peek_byte();
-    let _ = stream.set_read_timeout(Some(ctx.request_timeout));
+    reader.get_mut().get_mut().set_idle(ctx.request_timeout);
     match (next, first) {
         (Err(FieldError::Timeout), Some(raw)) => {
             let alias = String::from_utf8(raw).map_err(|_| invalid(Invalid::NotUtf8))?;

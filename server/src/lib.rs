@@ -1,6 +1,9 @@
 //! The message delivery server (see `docs/architecture.md`).
 //!
-//! - [`listener`]: accept loop, connection cap, one named thread per connection, orderly stop.
+//! - [`listener`]: accept loop, admission, a pool of reused connection threads, orderly stop.
+//! - [`admission`]: connection slots, incomplete requests per address (shedding the oldest), deliveries.
+//! - [`pool`]: the cached thread pool: a finished connection's thread parks and serves the next one.
+//! - [`deadline`]: reading a request against the idle timeout and the whole-request deadline.
 //! - [`handler`]: one request: decode, apply, reply, then deliver.
 //! - [`store`]: the registry (`Arc<Mutex<LinkedList<User>>>`) and every state transition.
 //! - [`delivery`]: ordered pushes to listeners, acknowledgements, the start-up grace period.
@@ -11,13 +14,16 @@
 //!
 //! Tests and tools start a server in-process with [`Server::bind`] and [`Server::spawn`].
 
+pub mod admission;
 pub mod batched;
 pub mod console;
+pub mod deadline;
 pub mod delivery;
 pub mod handler;
 pub mod journal;
 pub mod listener;
 pub mod net;
+pub mod pool;
 pub mod store;
 pub mod ttweet;
 
@@ -32,6 +38,7 @@ use protocol::Profile;
 
 pub use store::Store;
 
+use admission::Limits;
 use handler::Context;
 use listener::Shared;
 
@@ -41,18 +48,30 @@ pub const DEFAULT_MAX_CONNECTIONS: usize = 2048;
 pub const DEFAULT_MAX_QUEUE: usize = 10_000;
 /// Default idle timeout of a request: this long without a byte ends the connection (docs/protocol.md 2.4).
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default whole-request deadline: a request not complete this long after accept is closed without reply, however
+/// its bytes trickle in (docs/protocol.md 2.5). Requests are a few hundred bytes.
+pub const DEFAULT_REQUEST_DEADLINE: Duration = Duration::from_secs(5);
+pub use admission::DEFAULT_MAX_DELIVERIES;
 
 /// Everything a server can be configured with.
 #[derive(Debug, Clone)]
 pub struct Config {
     /// Address to listen on.
     pub bind: SocketAddr,
-    /// Connections served at once; the accept loop waits for a free slot beyond it.
+    /// Connections served at once. Beyond it a newcomer sheds the oldest incomplete request of the address with
+    /// the most of them; the accept loop waits only while every slot holds a complete request.
     pub max_connections: usize,
+    /// Connections of one address with an incomplete request; a newcomer beyond it sheds that address's oldest.
+    /// `None`: [`admission::default_pending_per_address`] of `max_connections`.
+    pub max_pending_per_address: Option<usize>,
+    /// Deliveries in progress at once (they run after the reply, outside the connection slots).
+    pub max_deliveries: usize,
     /// Pending entries per user; a SEND to a full queue fails with code 2.
     pub max_queue: usize,
     /// Idle timeout while reading a request.
     pub request_timeout: Duration,
+    /// Whole-request deadline, from accept to the request's last byte.
+    pub request_deadline: Duration,
     /// Byte-level dialect of replies and pushes.
     pub profile: Profile,
     /// DISCONNECT only from the listener's IP (docs/protocol.md 4.4).
@@ -72,14 +91,30 @@ impl Default for Config {
         Config {
             bind: SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0)),
             max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_pending_per_address: None,
+            max_deliveries: DEFAULT_MAX_DELIVERIES,
             max_queue: DEFAULT_MAX_QUEUE,
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            request_deadline: DEFAULT_REQUEST_DEADLINE,
             profile: Profile::Standard,
             ip_check: true,
             accept_short_register: false,
             ttweet_port: None,
             data_dir: None,
             compact_min_bytes: journal::DEFAULT_COMPACT_MIN_BYTES,
+        }
+    }
+}
+
+impl Config {
+    /// The admission limits this configuration asks for.
+    pub fn limits(&self) -> Limits {
+        Limits {
+            max_connections: self.max_connections,
+            max_pending_per_address: self
+                .max_pending_per_address
+                .unwrap_or_else(|| admission::default_pending_per_address(self.max_connections)),
+            max_deliveries: self.max_deliveries,
         }
     }
 }
@@ -145,7 +180,7 @@ impl Server {
     pub fn with_store(config: Config, store: Store) -> Result<Server, ServerError> {
         let listen = |addr: SocketAddr| move |source| ServerError::Listen { addr, source };
         let listener = TcpListener::bind(config.bind).map_err(listen(config.bind))?;
-        let shared = Shared::new(listener.local_addr().map_err(listen(config.bind))?, config.max_connections);
+        let shared = Shared::with_limits(listener.local_addr().map_err(listen(config.bind))?, config.limits());
         let ttweet = match config.ttweet_port {
             Some(port) => {
                 let addr = SocketAddr::new(config.bind.ip(), port);
@@ -158,6 +193,7 @@ impl Server {
             store,
             dialect: config.profile.dialect(),
             request_timeout: config.request_timeout,
+            request_deadline: config.request_deadline,
             ip_check: config.ip_check,
             accept_short_register: config.accept_short_register,
         };
@@ -202,7 +238,7 @@ impl Server {
                 }
             }
         });
-        listener::serve(listener, shared, move |stream| handler::handle(stream, &ctx));
+        listener::serve(listener, shared, move |stream, permit| handler::handle(stream, &ctx, permit));
         if let Some(t) = board {
             let _ = t.join();
         }
@@ -216,11 +252,12 @@ impl Server {
         let ttweet_addr = self.ttweet_addr();
         let store = self.ctx.store.clone();
         let stopper = self.stopper();
+        let shared = self.shared.clone();
         let thread = thread::Builder::new()
             .name("accept".into())
             .spawn(move || self.run())
             .map_err(|source| ServerError::Spawn { source })?;
-        Ok(ServerHandle { addr, ttweet_addr, store, stopper, thread: Some(thread) })
+        Ok(ServerHandle { addr, ttweet_addr, store, stopper, shared, thread: Some(thread) })
     }
 }
 
@@ -247,6 +284,8 @@ pub struct ServerHandle {
     ttweet_addr: Option<SocketAddr>,
     store: Store,
     stopper: Stopper,
+    /// The accept loop's state: its counters are what tests watch.
+    shared: Arc<Shared>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -264,6 +303,21 @@ impl ServerHandle {
     /// The live registry.
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    /// Connection threads started so far (each serves connection after connection): for tests and monitoring.
+    pub fn threads_spawned(&self) -> u64 {
+        self.shared.threads_spawned()
+    }
+
+    /// Connections holding a slot right now (accepted, not yet answered and closed).
+    pub fn connections_in_flight(&self) -> usize {
+        self.shared.admission.in_use()
+    }
+
+    /// Deliveries in progress right now (they hold no connection slot).
+    pub fn deliveries_in_progress(&self) -> usize {
+        self.shared.admission.deliveries()
     }
 
     /// Stops the server and waits for its threads.

@@ -92,7 +92,9 @@ impl Service {
     /// Serves until stopped, then waits for every connection thread.
     pub fn run(self) {
         let Service { listener, shared, board, request_timeout } = self;
-        listener::serve(listener, shared, move |stream| handle(stream, &board, request_timeout));
+        // A board connection keeps its slot to the end and counts as incomplete all along: its request has no
+        // terminator to mark its end, and it is short-lived.
+        listener::serve(listener, shared, move |stream, _permit| handle(stream, &board, request_timeout));
     }
 }
 
