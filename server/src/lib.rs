@@ -7,7 +7,8 @@
 //! - [`handler`]: one request: decode, apply, reply, then deliver.
 //! - [`store`]: the registry (`Arc<Mutex<LinkedList<User>>>`) and every state transition.
 //! - [`delivery`]: ordered pushes to listeners, acknowledgements, the start-up grace period.
-//! - [`ttweet`]: the ttweet board beside the server (`--ttweet-port`), on the same accept loop.
+//! - [`board`]: the accept loop of the ttweet board beside the server (`--ttweet-port`; the board itself is the
+//!   `ttweet` crate).
 //! - [`console`]: the console lines, also appended to a session log file (`--log-file`).
 //! - [`batched`]: console lines written in batches when the console is a pipe or a file.
 //! - [`journal`]: durability with `--data-dir`: the journal, recovery at start-up, compaction.
@@ -16,6 +17,7 @@
 
 pub mod admission;
 pub mod batched;
+pub mod board;
 pub mod console;
 pub mod deadline;
 pub mod delivery;
@@ -25,7 +27,6 @@ pub mod listener;
 pub mod net;
 pub mod pool;
 pub mod store;
-pub mod ttweet;
 
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener};
@@ -157,7 +158,7 @@ pub struct Server {
     listener: TcpListener,
     ctx: Arc<Context>,
     shared: Arc<Shared>,
-    ttweet: Option<ttweet::Service>,
+    ttweet: Option<board::Service>,
     /// The journal and its compactor, with `data_dir`; dropped after the last connection thread.
     durability: Option<journal::Durability>,
 }
@@ -184,7 +185,7 @@ impl Server {
         let ttweet = match config.ttweet_port {
             Some(port) => {
                 let addr = SocketAddr::new(config.bind.ip(), port);
-                let board = ttweet::Service::bind(addr, config.max_connections, config.request_timeout);
+                let board = board::Service::bind(addr, config.max_connections, config.request_timeout);
                 Some(board.map_err(listen(addr))?)
             }
             None => None,
@@ -212,7 +213,7 @@ impl Server {
 
     /// A handle that can stop this server from another thread (a signal handler, a test).
     pub fn stopper(&self) -> Stopper {
-        Stopper { main: self.shared.clone(), ttweet: self.ttweet.as_ref().map(ttweet::Service::shared) }
+        Stopper { main: self.shared.clone(), ttweet: self.ttweet.as_ref().map(board::Service::shared) }
     }
 
     /// The journal, with `data_dir` (for example to ask for a compaction on SIGUSR1).
@@ -222,7 +223,7 @@ impl Server {
 
     /// Where the ttweet board listens, when there is one.
     pub fn ttweet_addr(&self) -> Option<SocketAddr> {
-        self.ttweet.as_ref().map(ttweet::Service::local_addr)
+        self.ttweet.as_ref().map(board::Service::local_addr)
     }
 
     /// Serves until stopped, then waits for every connection thread to finish.

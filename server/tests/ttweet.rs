@@ -9,9 +9,9 @@ use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::thread;
 use std::time::Duration;
 
-use server::ttweet::{EMPTY_BOARD, MAX_CHARS};
 use server::{Config, Server, ServerHandle};
 use support::{connect_from, read_to_close, request, ServerProcess};
+use ttweet::{EMPTY_BOARD, MAX_CHARS};
 
 fn start(config: Config) -> (ServerHandle, SocketAddr) {
     let srv = Server::bind(Config { ttweet_port: Some(0), ..config })

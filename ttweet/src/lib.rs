@@ -8,16 +8,17 @@
 //!   without a terminator, and closes.
 //!
 //! A post of more than [`MAX_CHARS`] characters is refused and logged, never stored; so is one that is not UTF-8
-//! or whose end never arrives. The board runs on the same accept loop as the message server
-//! ([`crate::listener::serve`]): the same connection cap, timeouts and orderly stop.
+//! or whose end never arrives.
+//!
+//! This crate holds the board, its wire protocol ([`serve`], one connection) and its client (the `ttweet`
+//! binary). The message server runs the board beside itself with `--ttweet-port`: its accept loop owns the
+//! sockets and threads, with the same connection cap, timeouts and orderly stop, and calls [`serve`] for each
+//! connection.
 
 use std::io::{self, BufRead, BufReader, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::sync::{Arc, Mutex};
+use std::net::{Shutdown, TcpStream};
+use std::sync::Mutex;
 use std::time::Duration;
-
-use crate::listener::{self, Shared};
-use crate::net::{drain, DRAIN_TIMEOUT, REPLY_WRITE_TIMEOUT};
 
 /// Longest message the board accepts, in characters (Unicode scalar values).
 pub const MAX_CHARS: usize = 150;
@@ -57,47 +58,6 @@ impl Board {
     }
 }
 
-/// A bound, not yet running board server.
-#[derive(Debug)]
-pub struct Service {
-    listener: TcpListener,
-    shared: Arc<Shared>,
-    board: Arc<Board>,
-    request_timeout: Duration,
-}
-
-impl Service {
-    /// Binds the board's listening socket.
-    pub fn bind(addr: SocketAddr, max_connections: usize, request_timeout: Duration) -> io::Result<Service> {
-        let listener = TcpListener::bind(addr)?;
-        let shared = Shared::new(listener.local_addr()?, max_connections);
-        Ok(Service { listener, shared: Arc::new(shared), board: Arc::new(Board::new()), request_timeout })
-    }
-
-    /// Where the board listens (on loopback when bound to a wildcard address).
-    pub fn local_addr(&self) -> SocketAddr {
-        self.shared.wake_addr
-    }
-
-    /// The accept loop's shared state, to stop it.
-    pub fn shared(&self) -> Arc<Shared> {
-        self.shared.clone()
-    }
-
-    /// The board itself.
-    pub fn board(&self) -> Arc<Board> {
-        self.board.clone()
-    }
-
-    /// Serves until stopped, then waits for every connection thread.
-    pub fn run(self) {
-        let Service { listener, shared, board, request_timeout } = self;
-        // A board connection keeps its slot to the end and counts as incomplete all along: its request has no
-        // terminator to mark its end, and it is short-lived.
-        listener::serve(listener, shared, move |stream, _permit| handle(stream, &board, request_timeout));
-    }
-}
-
 /// What a connection asks for.
 #[derive(Debug, PartialEq, Eq)]
 enum Request {
@@ -105,28 +65,36 @@ enum Request {
     Read,
 }
 
-/// Serves one board connection to its end. Never panics on anything the peer does.
-pub fn handle(stream: TcpStream, board: &Board, request_timeout: Duration) {
-    let peer = match stream.peer_addr() {
-        Ok(addr) => addr,
-        Err(_) => return, // already gone
-    };
+/// Timeouts of one board connection.
+#[derive(Debug, Clone, Copy)]
+pub struct Timeouts {
+    /// Idle time while reading the request.
+    pub request: Duration,
+    /// Writing the answer of a read.
+    pub reply: Duration,
+}
+
+/// Serves one board connection: reads the request, posts or answers, and half-closes. Returns the reader when
+/// the peer may still be sending, for the caller to drain (bounded) before it closes, so that the close does not
+/// turn into a reset that destroys the answer. Never panics on anything the peer does.
+pub fn serve<'s>(stream: &'s TcpStream, board: &Board, timeouts: Timeouts) -> Option<BufReader<&'s TcpStream>> {
+    let peer = stream.peer_addr().ok()?;
     // Failing to set a timeout only happens on a dead socket; reading will then fail too.
-    let _ = stream.set_read_timeout(Some(request_timeout));
-    let _ = stream.set_write_timeout(Some(REPLY_WRITE_TIMEOUT));
+    let _ = stream.set_read_timeout(Some(timeouts.request));
+    let _ = stream.set_write_timeout(Some(timeouts.reply));
     let _ = stream.set_nodelay(true);
 
-    let mut reader = BufReader::with_capacity(READ_BUFFER, &stream);
+    let mut reader = BufReader::with_capacity(READ_BUFFER, stream);
     let request = match read_header(&mut reader) {
         Ok(Some(request)) => request,
-        Ok(None) => return, // closed before sending anything
+        Ok(None) => return None, // closed before sending anything
         Err(Header::Unknown(line)) => {
             log::warn!("ttweet: unknown request {line:?} from {peer}: connection closed");
-            return;
+            return None;
         }
         Err(Header::Io(e)) => {
             log::debug!("ttweet: incomplete request from {peer} ({e}): closed");
-            return;
+            return None;
         }
     };
     match request {
@@ -139,23 +107,19 @@ pub fn handle(stream: TcpStream, board: &Board, request_timeout: Duration) {
                 Err(reason) => log::info!("s> TTWEET UPLOAD FAIL ({reason}) from {peer}"),
             }
             // Nothing is answered to a post: closing tells the client the board has it. A refused post may still
-            // be arriving: drain it (bounded) so that the client sees that close rather than a reset.
-            let _ = stream.shutdown(Shutdown::Write);
-            let _ = stream.set_read_timeout(Some(DRAIN_TIMEOUT));
-            drain(reader);
+            // be arriving: the caller drains it so that the client sees that close rather than a reset.
         }
         Request::Read => {
             let text = board.last();
-            match (&stream).write_all(text.as_bytes()) {
+            match (&*stream).write_all(text.as_bytes()) {
                 Ok(()) => log::info!("s> TTWEET DOWNLOAD OK"),
                 Err(e) => log::info!("s> TTWEET DOWNLOAD FAIL ({e}) to {peer}"),
             }
-            let _ = stream.shutdown(Shutdown::Write);
-            // The original client never half-closes: drain (bounded) so the close does not reset the reply.
-            let _ = stream.set_read_timeout(Some(DRAIN_TIMEOUT));
-            drain(reader);
+            // The original client never half-closes: the caller drains so the close does not reset the reply.
         }
     }
+    let _ = stream.shutdown(Shutdown::Write);
+    Some(reader)
 }
 
 /// Why the request line was not `u` or `d`.
