@@ -248,3 +248,48 @@ fn a_listener_that_resets_without_reading_gets_the_message_again_and_no_ack_is_s
     assert_eq!(lb.next(), message("alice", id, "read me"));
     assert_eq!(la.next(), ack(id));
 }
+
+#[test]
+fn a_recipient_with_a_long_queue_does_not_hold_up_other_users_pushes() {
+    // bob's listener is slow (it takes a while before closing each push) and 60 messages wait for him. His
+    // deliverer claims alice's acknowledgements on the way; they, and a message carol sends alice meanwhile, must
+    // not wait until bob's whole queue is out (docs/protocol.md 5.3, delivery::TURN).
+    const QUEUED: usize = 60;
+    let s = start();
+    let a = s.addr();
+    for u in ["alice", "bob", "carol"] {
+        register(a, u);
+    }
+    let la = online(a, "alice");
+    for i in 0..QUEUED {
+        send(a, "alice", "bob", &format!("m{i}"));
+    }
+    let slow = TcpListener::bind(("127.0.0.1", 0)).unwrap();
+    let port = slow.local_addr().unwrap().port();
+    let received = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = received.clone();
+    let reader = thread::spawn(move || {
+        for _ in 0..QUEUED {
+            let Ok((mut stream, _)) = slow.accept() else { return };
+            stream.set_read_timeout(Some(TIMEOUT)).unwrap();
+            let _ = read_all(&mut stream);
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            thread::sleep(Duration::from_millis(20)); // a slow reader, not a synchronisation
+        }
+    });
+    assert_eq!(call(a, &["CONNECT", "bob", &port.to_string()]), [0]);
+    let lc = online(a, "carol");
+    assert_eq!(la.next(), ack(1), "alice's first acknowledgement");
+    let id = send(a, "carol", "alice", "while bob is busy");
+    // The acknowledgements of bob's earlier pushes come first, in order, then carol's message.
+    loop {
+        let push = la.next();
+        if push == message("carol", id, "while bob is busy") {
+            break;
+        }
+    }
+    let bob_had = received.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(bob_had < QUEUED, "carol's message reached alice only after bob's whole queue ({bob_had} of {QUEUED})");
+    reader.join().unwrap();
+    assert_eq!(lc.next(), ack(id));
+}

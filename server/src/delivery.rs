@@ -10,12 +10,12 @@
 //! delivered: the entry stays at the head, no acknowledgement is sent, and it goes out again at the next CONNECT
 //! (at least once; docs/protocol.md, "Delivered means read").
 
-use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use crossbeam_channel::{unbounded, Receiver, Sender};
 use protocol::dialect::PushForm;
 use protocol::push;
 
@@ -37,27 +37,82 @@ const MAX_REFUSED_SYNCS: u32 = 3;
 /// server believes connected, docs/protocol.md 4.3).
 pub const PROBE_TIMEOUT: Duration = Duration::from_millis(500);
 
-/// Delivers everything that `first` (and the acknowledgements it causes) makes deliverable.
-pub fn run(store: &Store, form: PushForm, first: Ticket) {
-    let mut work = VecDeque::from([first]);
-    while let Some(mut ticket) = work.pop_front() {
-        deliver_one_user(store, form, &mut ticket, &mut work);
+/// Pushes one user gets before its deliverer serves another user who is waiting: a busy recipient never holds up
+/// another user's pushes for longer than this many round trips.
+pub const TURN: usize = 16;
+
+/// Users waiting for a deliverer (their claims), served in turn by every thread that delivers.
+///
+/// An acknowledgement makes its sender deliverable while another user's queue is being pushed; instead of the
+/// pushing thread keeping that claim until its own queue is empty (which, under steady traffic, may be never),
+/// the claim waits here and the next free deliverer takes it. A deliverer only stops when its own work is done
+/// and nobody is waiting, and only deliverers put claims here, so no claim is ever left behind.
+#[derive(Debug, Clone)]
+pub struct Waiting {
+    tx: Sender<Ticket>,
+    rx: Receiver<Ticket>,
+}
+
+impl Default for Waiting {
+    fn default() -> Waiting {
+        let (tx, rx) = unbounded();
+        Waiting { tx, rx }
     }
 }
 
-/// Pushes one user's queue while the store hands out jobs. Each step takes the registry lock once: the first
-/// job comes with the ticket, and every successful push's bookkeeping answers the next job under the same lock.
-fn deliver_one_user(store: &Store, form: PushForm, ticket: &mut Ticket, work: &mut VecDeque<Ticket>) {
+impl Waiting {
+    fn put(&self, mut ticket: Ticket) {
+        // A prepared job is only as fresh as the lock it was read under: a waiting claim reads its next one anew.
+        ticket.take_job();
+        // Both ends live in `self`: the channel cannot be closed.
+        let _ = self.tx.send(ticket);
+    }
+}
+
+/// How a turn ended.
+enum Turn {
+    /// The user's queue is done (or it went offline) and its claim is released.
+    Done,
+    /// The turn is over but the user has more to push.
+    More,
+    /// Done, and the last push made its sender deliverable: serve that claim next, with its prepared job.
+    Next(Ticket),
+}
+
+/// Delivers everything that `first` (and the acknowledgements it causes) makes deliverable, taking turns with
+/// the other users waiting in `waiting`.
+pub fn run(store: &Store, form: PushForm, first: Ticket, waiting: &Waiting) {
+    let mut current = Some(first);
+    while let Some(mut ticket) = current.take().or_else(|| waiting.rx.try_recv().ok()) {
+        current = match serve_turn(store, form, &mut ticket, waiting) {
+            Turn::Done => None,
+            Turn::Next(ack) => Some(ack),
+            Turn::More if waiting.rx.is_empty() => Some(ticket),
+            Turn::More => {
+                waiting.put(ticket);
+                None
+            }
+        };
+    }
+}
+
+/// Pushes up to [`TURN`] entries of one user's queue. Each step takes the registry lock once: the first job comes
+/// with the ticket, and every successful push's bookkeeping answers the next job under the same lock.
+fn serve_turn(store: &Store, form: PushForm, ticket: &mut Ticket, waiting: &Waiting) -> Turn {
     let mut buf = Vec::with_capacity(64);
     let mut next = ticket.take_job().or_else(|| store.next_job(ticket));
-    let mut refused = 0;
+    let (mut pushes, mut refused) = (0, 0);
     while let Some(job) = next {
+        if pushes == TURN {
+            return Turn::More;
+        }
+        pushes += 1;
         // A message whose SEND is not yet durable could still be refused: never push it before. A failed sync
         // takes such messages back, so the next job is durable; the count only guards against a loop.
         if store.commit((job.durable_at > 0).then_some(job.durable_at)).is_err() {
             refused += 1;
             if refused > MAX_REFUSED_SYNCS {
-                return;
+                return Turn::Done;
             }
             next = store.next_job(ticket);
             continue;
@@ -74,31 +129,32 @@ fn deliver_one_user(store: &Store, form: PushForm, ticket: &mut Ticket, work: &m
                 if done.ack_dropped {
                     log::warn!("acknowledgement dropped: the sender's queue is full");
                 }
-                // A prepared job is only as fresh as the lock it was read under: it is kept for a ticket served
-                // right after this one, and re-read (`next_job`) for one that waits behind other pushes.
-                let immediate = done.next.is_none() && work.is_empty();
-                work.extend(done.ack_ticket.map(|mut t| {
-                    if !immediate {
-                        t.take_job();
-                    }
-                    t
-                }));
+                match (done.ack_ticket, &done.next) {
+                    (Some(ack), None) if waiting.rx.is_empty() => return Turn::Next(ack),
+                    (Some(ack), _) => waiting.put(ack),
+                    (None, _) => {}
+                }
                 done.next
             }
             Err(e) if e.kind() == io::ErrorKind::ConnectionRefused && job.in_grace(Instant::now()) => {
-                // The client may bind its listener before CONNECT but accept only after reading the reply.
+                // The client may bind its listener before CONNECT but accept only after reading the reply. Others
+                // waiting are served meanwhile; alone, this thread waits for the retry.
+                if !waiting.rx.is_empty() {
+                    return Turn::More;
+                }
                 thread::sleep(GRACE_RETRY);
                 store.next_job(ticket)
             }
             Err(e) => {
                 log::info!("s> push to {} at {} failed ({e}): user marked disconnected", ticket.alias, job.addr);
                 if !store.failed(ticket, &job) {
-                    return;
+                    return Turn::Done;
                 }
                 store.next_job(ticket)
             }
         };
     }
+    Turn::Done
 }
 
 fn log_success(recipient: &str, entry: &Entry) {

@@ -32,6 +32,8 @@ pub struct Context {
     pub ip_check: bool,
     /// Accept the one-field REGISTER of A.3.
     pub accept_short_register: bool,
+    /// Users waiting for a deliverer.
+    pub waiting: delivery::Waiting,
 }
 
 /// Work that must wait until the reply has been written.
@@ -114,10 +116,10 @@ pub fn handle(stream: TcpStream, ctx: &Context, mut permit: Permit) {
         After::Nothing => {}
         After::Activate { alias, epoch } => {
             if let Some(ticket) = ctx.store.activate(&alias, epoch) {
-                delivery::run(&ctx.store, ctx.dialect.push, ticket);
+                delivery::run(&ctx.store, ctx.dialect.push, ticket, &ctx.waiting);
             }
         }
-        After::Deliver(ticket) => delivery::run(&ctx.store, ctx.dialect.push, ticket),
+        After::Deliver(ticket) => delivery::run(&ctx.store, ctx.dialect.push, ticket, &ctx.waiting),
     }
 }
 

@@ -197,6 +197,7 @@ impl Server {
             request_deadline: config.request_deadline,
             ip_check: config.ip_check,
             accept_short_register: config.accept_short_register,
+            waiting: delivery::Waiting::default(),
         };
         Ok(Server { listener, ctx: Arc::new(ctx), shared: Arc::new(shared), ttweet, durability: None })
     }
