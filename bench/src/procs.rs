@@ -103,8 +103,7 @@ impl Spawned {
         let mut spawned = Spawned { child, addr, drain: Some(drain), started };
         let deadline = Instant::now() + start_timeout;
         loop {
-            // A connection that sends nothing is silently ignored by the server (docs/protocol.md 2.4).
-            if std::net::TcpStream::connect_timeout(&addr, START_PROBE_TIMEOUT).is_ok() {
+            if crate::wire::probe(addr, START_PROBE_TIMEOUT).is_ok() {
                 return Ok((spawned, watched));
             }
             if let Ok(Some(status)) = spawned.child.try_wait() {
@@ -219,11 +218,13 @@ impl Server {
             return Ok(Server { addr: spawned.addr, spawned: Some(spawned), pid });
         }
         let addr = target.running_addr()?;
-        if let Err(e) = std::net::TcpStream::connect_timeout(&addr, target.timeout()) {
-            let hint = if e.kind() == io::ErrorKind::ConnectionRefused {
-                "connection refused: is the server running? (or let the bench start one: --spawn-server PATH)"
-            } else {
-                "no answer"
+        if let Err(e) = crate::wire::probe(addr, target.timeout()) {
+            let hint = match &e {
+                crate::wire::Failure::Connect(c) if c.kind() == io::ErrorKind::ConnectionRefused => {
+                    "connection refused: is the server running? (or let the bench start one: --spawn-server PATH)"
+                }
+                crate::wire::Failure::Connect(_) => "no answer",
+                _ => "no valid reply to a request",
             };
             return Err(BenchError::Runtime(format!("cannot connect to the server at {addr}: {hint} ({e})")));
         }

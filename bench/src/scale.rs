@@ -211,13 +211,11 @@ fn measure_size(args: &ScaleArgs, shape: Shape) -> Result<SizeResult, BenchError
     Ok(r)
 }
 
-/// Waits until the server answers a request (an UNREGISTER of a user that does not exist: any reply will do).
+/// Waits until the server answers a request ([`wire::probe`]).
 fn answered(addr: SocketAddr, deadline: Instant, timeout: Duration) -> Result<Instant, BenchError> {
-    let mut buf = Vec::new();
-    encode::unregister(&mut buf, "bench-scale-probe-nobody");
     // Bounded by `deadline`.
     loop {
-        if wire::request(addr, &buf, Op::Unregister, timeout).is_ok() {
+        if wire::probe(addr, timeout).is_ok() {
             return Ok(Instant::now());
         }
         if Instant::now() >= deadline {

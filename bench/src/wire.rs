@@ -74,6 +74,18 @@ pub fn request(addr: SocketAddr, bytes: &[u8], op: Op, timeout: Duration) -> Res
     Reply::read_from(op, &mut reader).map_err(Failure::Reply)
 }
 
+/// The alias of the probe's UNREGISTER: nobody is registered under it.
+pub const PROBE_ALIAS: &str = "bench-probe-nobody";
+
+/// Whether a server answers: one complete, harmless request (an UNREGISTER of [`PROBE_ALIAS`]), its reply read.
+/// Never an empty or cut-short connection: the original servers crash or replay their previous request on one
+/// (docs/compatibility.md, "What an original server cannot survive").
+pub fn probe(addr: SocketAddr, timeout: Duration) -> Result<(), Failure> {
+    let mut bytes = Vec::new();
+    encode::unregister(&mut bytes, PROBE_ALIAS);
+    request(addr, &bytes, Op::Unregister, timeout).map(|_| ())
+}
+
 /// The baseline's request: connect, write a few bytes, read one byte, close.
 pub fn ping(addr: SocketAddr, timeout: Duration) -> Result<(), Failure> {
     let mut stream = open(addr, timeout)?;

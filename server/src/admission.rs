@@ -36,7 +36,7 @@ use std::time::{Duration, Instant};
 /// incomplete requests.
 pub const PENDING_SHARE: usize = 8;
 /// Default cap on deliveries in progress at once (`--max-deliveries`).
-pub const DEFAULT_MAX_DELIVERIES: usize = 1024;
+pub const DEFAULT_MAX_DELIVERIES: usize = 64;
 /// Shed connections are reported in one warning at most this often, with their count since the last one.
 pub const SHED_REPORT_EVERY: Duration = Duration::from_secs(10);
 
@@ -318,6 +318,11 @@ impl Permit {
         DeliverySlot { admission }
     }
 
+    /// The admission control this permit belongs to.
+    pub fn admission(&self) -> &Arc<Admission> {
+        &self.admission
+    }
+
     /// Like [`Permit::into_delivery`], but never waits: `Err` gives the permit back when every delivery slot is
     /// taken, for a caller that would rather leave the work queued than hold its connection slot meanwhile.
     pub fn try_into_delivery(mut self) -> Result<DeliverySlot, Permit> {
@@ -369,6 +374,23 @@ impl Drop for Permit {
 #[derive(Debug)]
 pub struct DeliverySlot {
     admission: Arc<Admission>,
+}
+
+impl DeliverySlot {
+    /// The admission control this slot belongs to.
+    pub fn admission(&self) -> &Arc<Admission> {
+        &self.admission
+    }
+
+    /// A delivery slot for a thread that holds no connection, when one is free.
+    pub fn try_take(admission: &Arc<Admission>) -> Option<DeliverySlot> {
+        let mut st = admission.lock();
+        if st.deliveries >= admission.limits.max_deliveries {
+            return None;
+        }
+        st.deliveries += 1;
+        Some(DeliverySlot { admission: admission.clone() })
+    }
 }
 
 impl Drop for DeliverySlot {

@@ -61,7 +61,13 @@ impl Default for Waiting {
 }
 
 impl Waiting {
-    fn put(&self, mut ticket: Ticket) {
+    /// Whether no claim waits.
+    pub fn is_empty(&self) -> bool {
+        self.rx.is_empty()
+    }
+
+    /// Leaves a claim for the next free deliverer.
+    pub fn put(&self, mut ticket: Ticket) {
         // A prepared job is only as fresh as the lock it was read under: a waiting claim reads its next one anew.
         ticket.take_job();
         // Both ends live in `self`: the channel cannot be closed.
@@ -80,9 +86,9 @@ enum Turn {
 }
 
 /// Delivers everything that `first` (and the acknowledgements it causes) makes deliverable, taking turns with
-/// the other users waiting in `waiting`.
-pub fn run(store: &Store, form: PushForm, first: Ticket, waiting: &Waiting) {
-    let mut current = Some(first);
+/// the other users waiting in `waiting`, until nobody waits.
+pub fn run(store: &Store, form: PushForm, first: Option<Ticket>, waiting: &Waiting) {
+    let mut current = first;
     while let Some(mut ticket) = current.take().or_else(|| waiting.rx.try_recv().ok()) {
         current = match serve_turn(store, form, &mut ticket, waiting) {
             Turn::Done => None,

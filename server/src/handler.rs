@@ -108,18 +108,37 @@ pub fn handle(stream: TcpStream, ctx: &Context, mut permit: Permit) {
     drop(stream);
 
     // The connection is over: its slot goes to the next client, and deliveries count against their own cap.
-    if matches!(after, After::Nothing) {
-        return;
-    }
-    let _delivering = permit.into_delivery();
-    match after {
-        After::Nothing => {}
-        After::Activate { alias, epoch } => {
-            if let Some(ticket) = ctx.store.activate(&alias, epoch) {
-                delivery::run(&ctx.store, ctx.dialect.push, ticket, &ctx.waiting);
-            }
+    let ticket = match after {
+        After::Nothing => None,
+        After::Activate { alias, epoch } => ctx.store.activate(&alias, epoch),
+        After::Deliver(ticket) => Some(ticket),
+    };
+    let Some(ticket) = ticket else { return };
+    match permit.try_into_delivery() {
+        Ok(slot) => {
+            delivery::run(&ctx.store, ctx.dialect.push, Some(ticket), &ctx.waiting);
+            let admission = slot.admission().clone();
+            drop(slot);
+            help_deliver(ctx, &admission);
         }
-        After::Deliver(ticket) => delivery::run(&ctx.store, ctx.dialect.push, ticket, &ctx.waiting),
+        Err(permit) => {
+            // Every delivery slot is busy: the claim waits for the next free deliverer, and this thread goes back
+            // to serving requests.
+            ctx.waiting.put(ticket);
+            let admission = permit.admission().clone();
+            drop(permit);
+            help_deliver(ctx, &admission);
+        }
+    }
+}
+
+/// Serves the claims waiting for a deliverer while a delivery slot is free. Whoever leaves a claim waiting, or
+/// gives a delivery slot back, looks again afterwards: so a claim is never left waiting with nobody to take it.
+fn help_deliver(ctx: &Context, admission: &std::sync::Arc<crate::admission::Admission>) {
+    while !ctx.waiting.is_empty() {
+        let Some(slot) = crate::admission::DeliverySlot::try_take(admission) else { return };
+        delivery::run(&ctx.store, ctx.dialect.push, None, &ctx.waiting);
+        drop(slot);
     }
 }
 
