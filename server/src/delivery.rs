@@ -1,8 +1,8 @@
 //! Ordered pushes to listeners (docs/protocol.md 5.3–5.5).
 //!
-//! A deliverer holds a user's [`Ticket`] (the store hands out at most one per user), takes the head of the
-//! queue without removing it, pushes it with the lock released, and only then tells the store whether it went
-//! out. A successful message push queues an acknowledgement for its sender, whose delivery this same thread then
+//! A deliverer holds a user's ticket ([`Backend::Ticket`]: the store hands out at most one per user), takes the
+//! head of the queue without removing it, pushes it with the lock released, and only then tells the store whether
+//! it went out. A successful message push queues an acknowledgement for its sender, whose delivery this same thread then
 //! takes on. The work list is bounded by what the queues hold, and each queue is capped.
 //!
 //! A push counts as delivered only when the listener has read it: after writing, the server half-closes and
@@ -20,7 +20,7 @@ use protocol::dialect::PushForm;
 use protocol::push;
 
 use crate::net;
-use crate::store::{Entry, Store, Ticket};
+use crate::store::{Backend, Claim, Entry};
 
 /// Connect timeout for one push (5.3).
 pub const PUSH_CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
@@ -40,7 +40,7 @@ const MAX_REFUSED_SYNCS: u32 = 3;
 pub const PROBE_TIMEOUT: Duration = Duration::from_millis(500);
 
 /// Delivers everything that `first` (and the acknowledgements it causes) makes deliverable.
-pub fn run(store: &Store, form: PushForm, first: Ticket) {
+pub fn run<B: Backend>(store: &B, form: PushForm, first: B::Ticket) {
     let mut work = VecDeque::from([first]);
     while let Some(mut ticket) = work.pop_front() {
         deliver_one_user(store, form, &mut ticket, &mut work);
@@ -49,7 +49,7 @@ pub fn run(store: &Store, form: PushForm, first: Ticket) {
 
 /// Pushes one user's queue while the store hands out jobs. Each step takes the registry lock once: the first
 /// job comes with the ticket, and every successful push's bookkeeping answers the next job under the same lock.
-fn deliver_one_user(store: &Store, form: PushForm, ticket: &mut Ticket, work: &mut VecDeque<Ticket>) {
+fn deliver_one_user<B: Backend>(store: &B, form: PushForm, ticket: &mut B::Ticket, work: &mut VecDeque<B::Ticket>) {
     let mut buf = Vec::with_capacity(64);
     let mut next = ticket.take_job().or_else(|| store.next_job(ticket));
     let mut refused = 0;
@@ -72,7 +72,7 @@ fn deliver_one_user(store: &Store, form: PushForm, ticket: &mut Ticket, work: &m
         next = match push(job.addr, &buf) {
             Ok(()) => {
                 let done = store.delivered(ticket, &job);
-                log_success(&ticket.alias, &job.entry);
+                log_success(ticket.alias(), &job.entry);
                 if done.ack_dropped {
                     log::warn!("acknowledgement dropped: the sender's queue is full");
                 }
@@ -93,7 +93,7 @@ fn deliver_one_user(store: &Store, form: PushForm, ticket: &mut Ticket, work: &m
                 store.next_job(ticket)
             }
             Err(e) => {
-                log::info!("s> push to {} at {} failed ({e}): user marked disconnected", ticket.alias, job.addr);
+                log::info!("s> push to {} at {} failed ({e}): user marked disconnected", ticket.alias(), job.addr);
                 if !store.failed(ticket, &job) {
                     return;
                 }

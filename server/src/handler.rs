@@ -10,7 +10,7 @@ use protocol::{MAX_FIELD_LEN, MAX_REQUEST_LEN};
 
 use crate::delivery;
 use crate::net::{drain, DRAIN_TIMEOUT, REPLY_WRITE_TIMEOUT, UNBLOCKED_WRITE};
-use crate::store::{Store, Ticket};
+use crate::store::{Backend, Store};
 
 /// Read buffer per connection: a whole ordinary request arrives in one read.
 const READ_BUFFER: usize = 1024;
@@ -19,10 +19,11 @@ const READ_BUFFER: usize = 1024;
 /// sends its next field at once.
 pub const SHORT_REGISTER_WAIT: Duration = Duration::from_millis(250);
 
-/// What every connection thread needs.
+/// What every connection thread needs. `B`: the store interface (docs/architecture.md, "The store interface"):
+/// the in-memory [`Store`] or, with `--cluster`, `cluster::RedisStore`.
 #[derive(Debug, Clone)]
-pub struct Context {
-    pub store: Store,
+pub struct Context<B = Store> {
+    pub store: B,
     pub dialect: Dialect,
     pub request_timeout: Duration,
     pub ip_check: bool,
@@ -31,7 +32,7 @@ pub struct Context {
 }
 
 /// Work that must wait until the reply has been written.
-enum After {
+enum After<T> {
     Nothing,
     /// A CONNECT succeeded: open the listener to pushes, then flush the queue.
     Activate {
@@ -39,11 +40,11 @@ enum After {
         epoch: u64,
     },
     /// A SEND made a connected recipient deliverable.
-    Deliver(Ticket),
+    Deliver(T),
 }
 
 /// Serves one connection to its end. Never panics on anything the peer does.
-pub fn handle(stream: TcpStream, ctx: &Context) {
+pub fn handle<B: Backend>(stream: TcpStream, ctx: &Context<B>) {
     let peer = match stream.peer_addr() {
         Ok(addr) => addr,
         Err(_) => return, // already gone
@@ -99,7 +100,7 @@ pub fn handle(stream: TcpStream, ctx: &Context) {
 }
 
 /// Applies a well-formed request and decides the reply and what comes after it.
-fn apply(request: Request, peer: SocketAddr, ctx: &Context) -> (Reply, After) {
+fn apply<B: Backend>(request: Request, peer: SocketAddr, ctx: &Context<B>) -> (Reply, After<B::Ticket>) {
     let store = &ctx.store;
     let peer_ip: IpAddr = peer.ip().to_canonical();
     // The address requests acting for a connected user must come from (docs/protocol.md 4.2, 4.4, 4.5).
@@ -155,7 +156,7 @@ fn apply(request: Request, peer: SocketAddr, ctx: &Context) -> (Reply, After) {
 
 /// CONNECT (4.3). A user the registry believes connected may have crashed without DISCONNECT: when its recorded
 /// listener no longer accepts connections, that session is dead and the new one takes its place.
-fn connect(store: &Store, alias: &str, addr: SocketAddr) -> (ConnectStatus, u64) {
+fn connect<B: Backend>(store: &B, alias: &str, addr: SocketAddr) -> (ConnectStatus, u64) {
     let (status, epoch) = store.connect(alias, addr);
     if status != ConnectStatus::AlreadyConnected {
         return (status, epoch);
@@ -169,7 +170,7 @@ fn connect(store: &Store, alias: &str, addr: SocketAddr) -> (ConnectStatus, u64)
 }
 
 /// Makes a journalled change durable before its success is reported; a failed sync turns it into `fail`.
-fn durable<S: Copy>(store: &Store, position: Option<u64>, status: S, fail: S) -> S {
+fn durable<B: Backend, S: Copy>(store: &B, position: Option<u64>, status: S, fail: S) -> S {
     match store.commit(position) {
         Ok(()) => status,
         Err(e) => {
@@ -189,10 +190,10 @@ fn ok(code: u8) -> &'static str {
 
 /// Reads one request; with `accept_short_register`, a REGISTER whose first field is followed by nothing within
 /// [`SHORT_REGISTER_WAIT`] registers that field as the alias, with full name = alias and an empty date (A.3).
-fn read_request(
+fn read_request<B>(
     reader: &mut FieldReader<BufReader<&TcpStream>>,
     stream: &TcpStream,
-    ctx: &Context,
+    ctx: &Context<B>,
 ) -> Result<Request, RequestError> {
     let op = Request::read_op(reader)?;
     if op != Op::Register || !ctx.accept_short_register {

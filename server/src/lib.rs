@@ -22,7 +22,7 @@ pub mod store;
 pub mod ttweet;
 
 use std::io;
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
@@ -30,7 +30,7 @@ use std::time::Duration;
 
 use protocol::Profile;
 
-pub use store::Store;
+pub use store::{Backend, Store};
 
 use handler::Context;
 use listener::Shared;
@@ -91,15 +91,25 @@ impl Config {
     }
 }
 
+/// Serves one accepted connection (the handler over the configured store interface).
+type Serve = Arc<dyn Fn(TcpStream) + Send + Sync>;
+
 /// A bound, not yet running server.
-#[derive(Debug)]
 pub struct Server {
     listener: TcpListener,
-    ctx: Arc<Context>,
+    serve: Serve,
+    /// The in-memory registry (what [`Server::store`] shows).
+    store: Store,
     shared: Arc<Shared>,
     ttweet: Option<ttweet::Service>,
     /// The journal and its compactor, with `data_dir`; dropped after the last connection thread.
     durability: Option<journal::Durability>,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server").field("addr", &self.shared.wake_addr).finish_non_exhaustive()
+    }
 }
 
 impl Server {
@@ -118,6 +128,11 @@ impl Server {
 
     /// Binds with a registry prepared by the caller (for example recovered from a journal).
     pub fn with_store(config: Config, store: Store) -> io::Result<Server> {
+        Server::with_backend(config, store.clone(), store)
+    }
+
+    /// Binds with any implementation of the store interface; `store` is what [`Server::store`] shows.
+    fn with_backend<B: Backend>(config: Config, backend: B, store: Store) -> io::Result<Server> {
         let listener = TcpListener::bind(config.bind)?;
         let shared = Shared::new(listener.local_addr()?, config.max_connections);
         let ttweet = match config.ttweet_port {
@@ -129,13 +144,14 @@ impl Server {
             None => None,
         };
         let ctx = Context {
-            store,
+            store: backend,
             dialect: config.profile.dialect(),
             request_timeout: config.request_timeout,
             ip_check: config.ip_check,
             accept_short_register: config.accept_short_register,
         };
-        Ok(Server { listener, ctx: Arc::new(ctx), shared: Arc::new(shared), ttweet, durability: None })
+        let serve: Serve = Arc::new(move |stream| handler::handle(stream, &ctx));
+        Ok(Server { listener, serve, store, shared: Arc::new(shared), ttweet, durability: None })
     }
 
     /// The address actually bound (the real port when 0 was asked for).
@@ -143,9 +159,9 @@ impl Server {
         self.shared.wake_addr
     }
 
-    /// The registry.
+    /// The in-memory registry.
     pub fn store(&self) -> &Store {
-        &self.ctx.store
+        &self.store
     }
 
     /// A handle that can stop this server from another thread (a signal handler, a test).
@@ -165,7 +181,7 @@ impl Server {
 
     /// Serves until stopped, then waits for every connection thread to finish.
     pub fn run(self) {
-        let Server { listener, ctx, shared, ttweet, durability } = self;
+        let Server { listener, serve, store: _, shared, ttweet, durability } = self;
         // The board has its own accept loop beside this one; the Stopper stops both.
         let board = ttweet.and_then(|service| {
             match thread::Builder::new().name("ttweet-accept".into()).spawn(move || service.run()) {
@@ -176,7 +192,7 @@ impl Server {
                 }
             }
         });
-        listener::serve(listener, shared, move |stream| handler::handle(stream, &ctx));
+        listener::serve(listener, shared, move |stream| serve(stream));
         if let Some(t) = board {
             let _ = t.join();
         }
@@ -188,7 +204,7 @@ impl Server {
     pub fn spawn(self) -> io::Result<ServerHandle> {
         let addr = self.local_addr();
         let ttweet_addr = self.ttweet_addr();
-        let store = self.ctx.store.clone();
+        let store = self.store.clone();
         let stopper = self.stopper();
         let thread = thread::Builder::new().name("accept".into()).spawn(move || self.run())?;
         Ok(ServerHandle { addr, ttweet_addr, store, stopper, thread: Some(thread) })

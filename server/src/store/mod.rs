@@ -13,7 +13,10 @@
 //! - `user`: one user, its queue entries, what a deliverer is handed.
 //! - `registry`: the data behind the lock: slab, index, connected set, snapshot capture, undo log.
 //! - `recovery`: rebuilding the registry from a snapshot and journal records, strictly.
+//! - `backend`: the store interface ([`Backend`]) the handler and the deliverer talk to; `Store` is one of its
+//!   two implementations, `cluster::RedisStore` the other.
 
+mod backend;
 mod recovery;
 mod registry;
 mod user;
@@ -27,6 +30,7 @@ use std::time::Instant;
 
 use protocol::{ConnectStatus, DisconnectStatus, RegisterStatus, SendReply, UnregisterStatus, UsersReply};
 
+pub use backend::{Backend, Claim};
 pub use recovery::{ReplayError, RestoredUser, POP_UNCHECKED};
 pub use registry::{SnapshotSink, Steps};
 pub use user::{Entry, Job, UserState, UserView, GRACE_PERIOD, SNAPSHOT_ITEM_COST};
@@ -117,23 +121,29 @@ impl Drop for Ticket {
     }
 }
 
-/// What became of a successful push.
-#[derive(Debug, Default)]
-pub struct Delivered {
+/// What became of a successful push (`T`: the backend's ticket).
+#[derive(Debug)]
+pub struct Delivered<T = Ticket> {
     /// The acknowledgement's recipient now needs a deliverer.
-    pub ack_ticket: Option<Ticket>,
+    pub ack_ticket: Option<T>,
     /// The sender of the pushed message was still registered but its queue was full: the ack was dropped.
     pub ack_dropped: bool,
     /// The next push for the same ticket, found under the same lock; `None`: the delivery is over.
     pub next: Option<Job>,
 }
 
-/// Result of an accepted SEND.
+impl<T> Default for Delivered<T> {
+    fn default() -> Self {
+        Delivered { ack_ticket: None, ack_dropped: false, next: None }
+    }
+}
+
+/// Result of an accepted SEND (`T`: the backend's ticket).
 #[derive(Debug)]
-pub struct Accepted {
+pub struct Accepted<T = Ticket> {
     pub id: u32,
     /// The recipient was connected and idle: this thread must deliver.
-    pub ticket: Option<Ticket>,
+    pub ticket: Option<T>,
     /// The recipient was not connected (the message is stored).
     pub stored: bool,
     /// Journal position to make durable before replying.
