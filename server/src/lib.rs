@@ -8,10 +8,12 @@
 //! - [`console`]: the console lines, also appended to a session log file (`--log-file`).
 //! - [`batched`]: console lines written in batches when the console is a pipe or a file.
 //! - [`journal`]: durability with `--data-dir`: the journal, recovery at start-up, compaction.
+//! - [`cluster`]: `--cluster redis://…`: the same store interface ([`store::Backend`]) on Redis, for several nodes.
 //!
 //! Tests and tools start a server in-process with [`Server::bind`] and [`Server::spawn`].
 
 pub mod batched;
+pub mod cluster;
 pub mod console;
 pub mod delivery;
 pub mod handler;
@@ -65,6 +67,8 @@ pub struct Config {
     pub data_dir: Option<PathBuf>,
     /// Journal bytes since the last snapshot below which the journal is not compacted.
     pub compact_min_bytes: u64,
+    /// `--cluster`: keep the state in Redis instead of in memory (then `data_dir` is not used).
+    pub cluster: Option<cluster::ClusterConfig>,
 }
 
 impl Default for Config {
@@ -80,6 +84,7 @@ impl Default for Config {
             ttweet_port: None,
             data_dir: None,
             compact_min_bytes: journal::DEFAULT_COMPACT_MIN_BYTES,
+            cluster: None,
         }
     }
 }
@@ -98,7 +103,7 @@ type Serve = Arc<dyn Fn(TcpStream) + Send + Sync>;
 pub struct Server {
     listener: TcpListener,
     serve: Serve,
-    /// The in-memory registry (what [`Server::store`] shows).
+    /// The in-memory registry; with `--cluster` the state is in Redis and this one stays empty.
     store: Store,
     shared: Arc<Shared>,
     ttweet: Option<ttweet::Service>,
@@ -116,8 +121,15 @@ impl Server {
     /// Prepares the registry — empty, or with `data_dir` recovered from the journal there (the directory is
     /// then locked until the server is dropped) — and binds the listening socket. A journal that cannot be
     /// recovered is an error of kind `Other` wrapping a [`journal::JournalError`].
+    ///
+    /// With `cluster`, the state is in Redis: an unreachable Redis, or one that is not durable under
+    /// `require_durable`, is an error of kind `Other` wrapping a [`cluster::ClusterError`].
     pub fn bind(config: Config) -> io::Result<Server> {
         let store = Store::new(config.max_queue);
+        if let Some(cluster) = &config.cluster {
+            let redis = cluster::RedisStore::open(cluster, config.max_queue).map_err(io::Error::other)?;
+            return Server::with_backend(config, redis, store);
+        }
         let Some(dir) = config.data_dir.clone() else { return Server::with_store(config, store) };
         let options = journal::Options { compact_min_bytes: config.compact_min_bytes };
         let (store, durability) = journal::Durability::open(&dir, store, options).map_err(io::Error::other)?;
@@ -159,7 +171,7 @@ impl Server {
         self.shared.wake_addr
     }
 
-    /// The in-memory registry.
+    /// The in-memory registry (empty with `--cluster`, whose state is in Redis).
     pub fn store(&self) -> &Store {
         &self.store
     }
