@@ -34,12 +34,20 @@ impl RedisStore {
 
     /// Passes on the acknowledgements `ticket`'s user owes (at most [`MAX_ACKS_PER_STEP`]); returns the tickets
     /// of senders that now need a deliverer, and whether one was dropped for a full queue.
-    fn pass_acks(&self, con: &mut dyn ConnectionLike, ticket: &RedisTicket) -> RedisResult<(Vec<RedisTicket>, bool)> {
+    /// `owed`: the first one, as the delivered script read it ('' for none).
+    fn pass_acks(
+        &self,
+        con: &mut dyn ConnectionLike,
+        ticket: &RedisTicket,
+        mut owed: String,
+    ) -> RedisResult<(Vec<RedisTicket>, bool)> {
         let s = &self.inner;
         let [_, _, _, p] = keys(&ticket.alias);
         let (mut tickets, mut dropped) = (Vec::new(), false);
         for _ in 0..MAX_ACKS_PER_STEP {
-            let Some(owed) = redis::cmd("LINDEX").arg(&p).arg(0).query::<Option<String>>(con)? else { break };
+            if owed.is_empty() {
+                break;
+            }
             if let Some((sender, id)) = owed.split_once('\0') {
                 let sk = keys(sender);
                 let out: Vec<String> = s
@@ -54,7 +62,8 @@ impl RedisStore {
                 // The sender may be the recipient itself, whose claim this thread holds: then no ticket.
                 tickets.extend(out.get(1..).and_then(|f| self.parse_claim(sender, f)));
             }
-            s.scripts.ack_passed.key(&p).arg(&owed).invoke::<Vec<String>>(con)?;
+            let next: Vec<String> = s.scripts.ack_passed.key(&p).arg(&owed).invoke(con)?;
+            owed = next.into_iter().next().unwrap_or_default();
         }
         Ok((tickets, dropped))
     }
@@ -301,22 +310,22 @@ impl Backend for RedisStore {
                 .arg(job.number)
                 .arg(&owed)
                 .invoke(con)?;
-            if out.first().is_some_and(|r| r == "gone") {
+            if out.first().is_some_and(|r| r == "gone" || r == "released") {
                 return Ok((out, Vec::new(), false));
             }
             // Still holding the claim: pass on what this user owes (this push's ack, and any a dead node left).
-            let (tickets, dropped) = self.pass_acks(con, ticket)?;
+            let owed = out.last().cloned().unwrap_or_default();
+            let (tickets, dropped) = self.pass_acks(con, ticket, owed)?;
             Ok((out, tickets, dropped))
         });
         match result {
             Ok((out, tickets, ack_dropped)) => {
-                let gone = out.first().is_some_and(|r| r == "gone");
-                if gone {
+                if out.first().is_some_and(|r| r == "gone" || r == "released") {
                     ticket.released.set(true);
                     return Delivered::default();
                 }
                 let next = match out.first().map(String::as_str) {
-                    Some("job") => parse_job(&out[1..]),
+                    Some("job") => out.get(1..out.len().saturating_sub(1)).and_then(parse_job),
                     // The ack may have gone to this same user's queue: ask again, releasing when it is empty.
                     _ => self.next_job(ticket),
                 };

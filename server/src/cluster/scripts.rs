@@ -34,11 +34,12 @@ local function claim(u, q, c, ttl)
   local reg = redis.call('HGET', u, 'reg')
   return {string.format('%d', tok), reg, j[1], j[2], j[3], j[4], j[5], j[6]}
 end
--- Whether the claim (registration reg, token tok) is still the current one; renews its expiry.
+-- Whether the claim (registration reg, token tok) is still the current one; renews its expiry when due.
 local function holds(u, c, reg, tok, ttl)
   if redis.call('HGET', u, 'reg') ~= reg then return false end
   if redis.call('GET', c) ~= tok then return false end
-  redis.call('PEXPIRE', c, ttl)
+  -- Renewed once half its life is gone: a step that only reads stays a read (no append-only write).
+  if redis.call('PTTL', c) < tonumber(ttl) / 2 then redis.call('PEXPIRE', c, ttl) end
   return true
 end
 "#;
@@ -147,7 +148,9 @@ return {'job', j[1], j[2], j[3], j[4], j[5], j[6]}"#,
             ),
             // A successful push. KEYS u q c p · ARGV reg, token, claim ttl, entry number, pending ack ('' for
             // none). Pops the head if it is still that entry and records the ack it owes, in one step; keeps the
-            // claim (the caller passes the acks on, then releases it): {'job', job...}, {'done'} or {'gone'}.
+            // claim while acks are owed (the caller passes them on, then releases it): {'job', job..., owed} or
+            // {'done', owed} (owed: the first pending ack, '' for none); {'released'} when nothing is left to do
+            // (the claim is gone); {'gone'} when it was not this ticket's.
             delivered: script(
                 r#"
 if not holds(KEYS[1], KEYS[3], ARGV[1], ARGV[2], ARGV[3]) then return {'gone'} end
@@ -156,9 +159,11 @@ if redis.call('HGET', KEYS[1], 'head') == ARGV[4] then
   redis.call('HINCRBY', KEYS[1], 'head', 1)
   if ARGV[5] ~= '' then redis.call('RPUSH', KEYS[4], ARGV[5]) end
 end
+local owed = redis.call('LINDEX', KEYS[4], 0) or ''
 local j = job(KEYS[1], KEYS[2])
-if not j then return {'done'} end
-return {'job', j[1], j[2], j[3], j[4], j[5], j[6]}"#,
+if not j and owed == '' then redis.call('DEL', KEYS[3]) return {'released'} end
+if not j then return {'done', owed} end
+return {'job', j[1], j[2], j[3], j[4], j[5], j[6], owed}"#,
             ),
             // An acknowledgement for the sender. KEYS u q c (sender) · ARGV entry, max queue, claim ttl.
             // {'0', claim...}, {'full'} or {'gone'}.
@@ -172,11 +177,11 @@ local t = claim(KEYS[1], KEYS[2], KEYS[3], ARGV[3])
 if t then for _, v in ipairs(t) do table.insert(out, v) end end
 return out"#,
             ),
-            // The pending ack at the head of p was passed on. KEYS p · ARGV that entry.
+            // The pending ack at the head of p was passed on. KEYS p · ARGV that entry. {the next one or ''}.
             ack_passed: script(
                 r#"
 if redis.call('LINDEX', KEYS[1], 0) == ARGV[1] then redis.call('LPOP', KEYS[1]) end
-return {'0'}"#,
+return {redis.call('LINDEX', KEYS[1], 0) or ''}"#,
             ),
             // A failed push. KEYS u q c · ARGV reg, token, claim ttl, the job's epoch.
             // {'go'}: reconnected meanwhile, keep the claim; {'off'}: marked disconnected; {'stop'} / {'gone'}.
