@@ -194,8 +194,7 @@ impl Backend for RedisStore {
         let (rk, [su, ..]) = (keys(recipient), keys(sender));
         let result = s.pool.run(|con| {
             // A read first, so that a SEND refused for its recipient consumes no id.
-            let (exists, len): (bool, usize) =
-                redis::pipe().cmd("EXISTS").arg(&rk[0]).cmd("LLEN").arg(&rk[1]).query(con)?;
+            let (exists, len): (bool, usize) = s.scripts.peek.key(&rk[..2]).invoke(con)?;
             if !exists {
                 return Ok(Err(SendReply::NoSuchUser));
             }
@@ -237,23 +236,35 @@ impl Backend for RedisStore {
             let (reg, epoch): (Option<String>, Option<String>) =
                 redis::cmd("HMGET").arg(&u).arg("reg").arg("epoch").query(con)?;
             match (reg, epoch) {
-                (None, _) => return Ok(UsersReply::Fail),
-                (Some(_), None) => return Ok(UsersReply::NotConnected),
+                (None, _) => return Ok(Err(UsersReply::Fail)),
+                (Some(_), None) => return Ok(Err(UsersReply::NotConnected)),
                 _ => {}
             }
             let listed: Vec<String> = redis::cmd("ZRANGE").arg(ONLINE_KEY).arg(0).arg(-1).query(con)?;
-            // Each entry is checked against its user's hash: one left behind by a dead node is not listed.
-            let mut check = redis::pipe();
-            for alias in &listed {
-                check.cmd("HEXISTS").arg(&keys(alias)[0]).arg("epoch");
-            }
-            let online: Vec<bool> = if listed.is_empty() { Vec::new() } else { check.query(con)? };
-            Ok(UsersReply::List(listed.into_iter().zip(online).filter(|(_, on)| *on).map(|(a, _)| a).collect()))
+            Ok(Ok(listed))
         });
-        result.unwrap_or_else(|e| {
-            failure("CONNECTEDUSERS", &e);
-            UsersReply::Fail
-        })
+        let listed = match result {
+            Ok(Ok(listed)) => listed,
+            Ok(Err(reply)) => return reply,
+            Err(e) => {
+                failure("CONNECTEDUSERS", &e);
+                return UsersReply::Fail;
+            }
+        };
+        if listed.is_empty() {
+            return UsersReply::List(listed);
+        }
+        // Each entry is checked against its user's hash: one left behind by a dead node is not listed.
+        let checks = listed.iter().map(|alias| redis::cmd("HEXISTS").arg(&keys(alias)[0]).arg("epoch").clone());
+        match self.inner.pool.batch::<Vec<bool>>(checks.collect()) {
+            Ok(online) => {
+                UsersReply::List(listed.into_iter().zip(online).filter(|(_, on)| *on).map(|(a, _)| a).collect())
+            }
+            Err(e) => {
+                failure("CONNECTEDUSERS", &e);
+                UsersReply::Fail
+            }
+        }
     }
 
     fn commit(&self, _position: Option<u64>) -> io::Result<()> {

@@ -7,8 +7,8 @@
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
-use redis::cluster::ClusterClient;
-use redis::{Client, ConnectionLike, RedisResult};
+use redis::cluster::{ClusterClient, ClusterConnection};
+use redis::{Client, Cmd, Connection, ConnectionLike, FromRedisValue, RedisResult};
 
 use super::ClusterError;
 
@@ -19,7 +19,20 @@ pub const REDIS_IO_TIMEOUT: Duration = Duration::from_secs(2);
 /// Idle connections kept for reuse; a burst beyond it opens (and then closes) extra ones.
 pub const MAX_IDLE_CONNECTIONS: usize = 64;
 
-type Conn = Box<dyn ConnectionLike + Send>;
+/// A connection to one server or to a Redis Cluster (which routes each command to its slot's node).
+enum Conn {
+    Single(Connection),
+    Cluster(Box<ClusterConnection>),
+}
+
+impl Conn {
+    fn as_dyn(&mut self) -> &mut dyn ConnectionLike {
+        match self {
+            Conn::Single(c) => c,
+            Conn::Cluster(c) => &mut **c,
+        }
+    }
+}
 
 /// How a node reaches its Redis: one server, or a Redis Cluster through its seeds.
 enum Target {
@@ -74,21 +87,42 @@ impl Pool {
 
     fn connect(&self) -> RedisResult<Conn> {
         Ok(match &self.target {
-            Target::Single(client) => Box::new(connect_single(client)?),
-            Target::Cluster(client) => Box::new(client.get_connection()?),
+            Target::Single(client) => Conn::Single(connect_single(client)?),
+            Target::Cluster(client) => Conn::Cluster(Box::new(client.get_connection()?)),
         })
     }
 
     /// Runs `f` on a connection (a pooled one, or a new one). On any error the connection is dropped, not
     /// pooled: its stream may be out of step, and the next request reconnects.
     pub fn run<T>(&self, f: impl FnOnce(&mut dyn ConnectionLike) -> RedisResult<T>) -> RedisResult<T> {
+        self.with_conn(|conn| f(conn.as_dyn()))
+    }
+
+    /// Runs `commands`, which may name keys of any slots, as one batch: a pipeline (one round trip) on one
+    /// server, a cluster pipeline (one round trip per node) on a Redis Cluster. Not atomic.
+    pub fn batch<T: FromRedisValue>(&self, commands: Vec<Cmd>) -> RedisResult<T> {
+        self.with_conn(|conn| match conn {
+            Conn::Single(c) => {
+                let mut pipe = redis::pipe();
+                commands.into_iter().for_each(|cmd| _ = pipe.add_command(cmd));
+                pipe.query(c)
+            }
+            Conn::Cluster(c) => {
+                let mut pipe = redis::cluster::cluster_pipe();
+                commands.into_iter().for_each(|cmd| _ = pipe.add_command(cmd));
+                pipe.query(c)
+            }
+        })
+    }
+
+    fn with_conn<T>(&self, f: impl FnOnce(&mut Conn) -> RedisResult<T>) -> RedisResult<T> {
         let pooled = self.idle().pop();
         let mut conn = match pooled {
             Some(conn) => conn,
             None => self.connect()?,
         };
-        let result = f(&mut *conn);
-        if result.is_ok() && conn.is_open() {
+        let result = f(&mut conn);
+        if result.is_ok() && conn.as_dyn().is_open() {
             let mut idle = self.idle();
             if idle.len() < MAX_IDLE_CONNECTIONS {
                 idle.push(conn);

@@ -55,6 +55,7 @@ pub(super) struct Scripts {
     pub connect: Script,
     pub activate: Script,
     pub disconnect: Script,
+    pub peek: Script,
     pub next_id: Script,
     pub enqueue: Script,
     pub next_job: Script,
@@ -113,6 +114,8 @@ if ARGV[1] ~= '' and f[2] ~= ARGV[1] then return {'3'} end
 redis.call('HDEL', KEYS[1], 'ip', 'port', 'epoch', 'ready')
 return {'0'}"#,
             ),
+            // Before a SEND, the recipient: KEYS u q · {registered (0/1), queue length}.
+            peek: Script::new(r#"return {redis.call('EXISTS', KEYS[1]), redis.call('LLEN', KEYS[2])}"#),
             // The sender's half of a SEND. KEYS u (sender) · ARGV origin IP, '1' when the recipient's queue is
             // full. {'0', id} consumes the id; any other answer changes nothing.
             next_id: script(

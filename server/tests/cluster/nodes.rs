@@ -159,3 +159,37 @@ fn a_redis_lost_while_running_gives_failure_codes_then_the_node_reconnects() {
     assert_eq!(call(a.addr(), &["REGISTER", "x", "alice", "x"]), [1], "reconnected; alice survived in the AOF");
     assert_eq!(send(a.addr(), "alice", "bob", "again"), 1);
 }
+
+#[test]
+fn on_a_redis_cluster_every_step_stays_in_its_slot() {
+    let redis = Redis::start_cluster();
+    let (a, b) = (node(&redis), node(&redis));
+    for (i, u) in ["alice", "bob", "carol"].into_iter().enumerate() {
+        register([a.addr(), b.addr()][i % 2], u);
+    }
+    assert_eq!(call(b.addr(), &["REGISTER", "x", "alice", "x"]), [1]);
+    let la = online(a.addr(), "alice");
+    let lb = online(b.addr(), "bob");
+    assert_eq!(call(b.addr(), &["CONNECTEDUSERS", "bob"]), b"\x002\x00alice\x00bob\x00");
+    for i in 1..=5u32 {
+        let through = [a.addr(), b.addr()][i as usize % 2];
+        assert_eq!(send(through, "alice", "bob", &format!("m{i}")), 2 * i - 1);
+        assert_eq!(send(through, "alice", "carol", &format!("c{i}")), 2 * i);
+    }
+    for i in 1..=5u32 {
+        assert_eq!(lb.next(), message("alice", 2 * i - 1, &format!("m{i}")));
+    }
+    for i in 1..=5u32 {
+        assert_eq!(la.next(), ack(2 * i - 1));
+    }
+    let lc = online(a.addr(), "carol");
+    for i in 1..=5u32 {
+        assert_eq!(lc.next(), message("alice", 2 * i, &format!("c{i}")), "carol's queue, flushed at CONNECT");
+    }
+    for i in 1..=5u32 {
+        assert_eq!(la.next(), ack(2 * i));
+    }
+    assert_eq!(call(a.addr(), &["DISCONNECT", "bob"]), [0]);
+    assert_eq!(call(a.addr(), &["UNREGISTER", "carol"]), [0]);
+    assert_eq!(call(b.addr(), &["CONNECTEDUSERS", "alice"]), b"\x001\x00alice\x00");
+}

@@ -18,6 +18,7 @@ pub struct Redis {
     pub port: u16,
     dir: tempfile::TempDir,
     fsync: &'static str,
+    cluster: bool,
 }
 
 impl Redis {
@@ -28,11 +29,28 @@ impl Redis {
 
     /// A Redis with the given `appendfsync` policy.
     pub fn start_with(fsync: &'static str) -> Redis {
+        Redis::launch(fsync, false)
+    }
+
+    /// A one-server Redis Cluster (`cluster-enabled yes`, every slot assigned to it): Redis then refuses any
+    /// script or multi-key command whose keys are not all in one slot, as a real cluster does.
+    pub fn start_cluster() -> Redis {
+        let redis = Redis::launch("always", true);
+        assert!(redis.command(&["CLUSTER", "ADDSLOTSRANGE", "0", "16383"]).starts_with("+OK"), "slots assigned");
+        let deadline = std::time::Instant::now() + IO_TIMEOUT;
+        while !redis.command(&["CLUSTER", "INFO"]).contains("cluster_state:ok") {
+            assert!(std::time::Instant::now() < deadline, "the one-server cluster never became ok");
+            thread::sleep(std::time::Duration::from_millis(10));
+        }
+        redis
+    }
+
+    fn launch(fsync: &'static str, cluster: bool) -> Redis {
         let dir = tempfile::tempdir().expect("a temporary directory for redis-server");
         for _ in 0..PORT_ATTEMPTS {
             let port = free_port();
-            if let Some(child) = spawn(port, dir.path(), fsync) {
-                return Redis { child, port, dir, fsync };
+            if let Some(child) = spawn(port, dir.path(), fsync, cluster) {
+                return Redis { child, port, dir, fsync, cluster };
             }
         }
         panic!("redis-server did not start on a free loopback port in {PORT_ATTEMPTS} attempts");
@@ -51,7 +69,8 @@ impl Redis {
     /// Starts it again on the same port and directory (it reloads its append-only file).
     pub fn restart(&mut self) {
         self.kill();
-        self.child = spawn(self.port, self.dir.path(), self.fsync).expect("redis-server restarts on its port");
+        self.child =
+            spawn(self.port, self.dir.path(), self.fsync, self.cluster).expect("redis-server restarts on its port");
     }
 
     /// One command in RESP, its raw reply (for tests that look at the keys).
@@ -84,12 +103,13 @@ pub fn free_port() -> u16 {
 
 /// Starts redis-server and waits (bounded) for its "Ready to accept connections" line; None when it exits
 /// first (the port was taken meanwhile).
-fn spawn(port: u16, dir: &Path, fsync: &str) -> Option<Child> {
+fn spawn(port: u16, dir: &Path, fsync: &str, cluster: bool) -> Option<Child> {
     let port_arg = port.to_string();
     let dir_arg = dir.to_str().expect("a UTF-8 temporary path");
     let mut child = Command::new("redis-server")
         .args(["--port", &port_arg, "--bind", "127.0.0.1", "--dir", dir_arg, "--save", ""])
         .args(["--appendonly", "yes", "--appendfsync", fsync])
+        .args(if cluster { &["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"][..] } else { &[] })
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
