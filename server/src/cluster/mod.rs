@@ -13,7 +13,7 @@
 //!
 //! | key | type | holds |
 //! |---|---|---|
-//! | `msg:{alias}:u` | hash | `name`, `date`, `last` (last id), `reg` (registration number), `head` (number of the queue's head entry), `tok` (token counter); while connected `ip`, `port`, `epoch`, and `ready` (Redis time, ms, of the CONNECT reply) |
+//! | `msg:{alias}:u` | hash | `name`, `date`, `last` (last id), `reg` (registration number), `head` (number of the queue's head entry), `tok` (token counter); while connected `ip`, `port`, `epoch`, `since` (Redis time, ms, of the CONNECT) and `ready` (of its reply) |
 //! | `msg:{alias}:q` | list | the queue: `M<sender>\0<id>\0<text>` or `A<id>` |
 //! | `msg:{alias}:c` | string, expiring | the delivery claim: its fencing token, for [`ClusterConfig::claim_ttl`] unless renewed |
 //! | `msg:{alias}:p` | list | acknowledgements this user's deliveries owe to senders, `<sender>\0<id>`, until passed on |
@@ -60,6 +60,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use conn::{MAX_IDLE_CONNECTIONS, REDIS_CONNECT_TIMEOUT, REDIS_IO_TIMEOUT};
+pub use scripts::ACTIVATION_FALLBACK_MS;
 pub use ticket::RedisTicket;
 
 /// How long a delivery claim lives without being renewed. Longer than one push can take (connect, write and

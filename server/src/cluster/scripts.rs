@@ -7,6 +7,11 @@
 
 use redis::Script;
 
+/// A connection whose activation (the step after the CONNECT reply) never reached Redis, because Redis failed
+/// just then, is taken as activated this long after its CONNECT: longer than writing a reply can take
+/// (`server::net::REPLY_WRITE_TIMEOUT`, 3 s), so an ordinary CONNECT is always activated by its handler first.
+pub const ACTIVATION_FALLBACK_MS: u64 = 10_000;
+
 /// Helpers shared by the scripts.
 const PRELUDE: &str = r#"
 local function now_ms()
@@ -15,11 +20,15 @@ local function now_ms()
 end
 -- The push to attempt now for the user of hash u and queue q: the head, while the listener is ready.
 local function job(u, q)
-  local f = redis.call('HMGET', u, 'ip', 'port', 'epoch', 'ready', 'head')
-  if not f[1] or not f[4] then return false end
+  local f = redis.call('HMGET', u, 'ip', 'port', 'epoch', 'ready', 'head', 'since')
+  if not f[1] then return false end
+  local now = now_ms()
+  local ready = f[4]
+  if not ready and f[6] and now - tonumber(f[6]) > ACTIVATION_FALLBACK_MS then ready = f[6] end
+  if not ready then return false end
   local e = redis.call('LINDEX', q, 0)
   if not e then return false end
-  local age = now_ms() - tonumber(f[4])
+  local age = now - tonumber(ready)
   if age < 0 then age = 0 end
   return {f[1], f[2], f[3], string.format('%d', age), f[5], e}
 end
@@ -45,7 +54,7 @@ end
 "#;
 
 fn script(body: &str) -> Script {
-    Script::new(&format!("{PRELUDE}\n{body}"))
+    Script::new(&format!("local ACTIVATION_FALLBACK_MS = {ACTIVATION_FALLBACK_MS}\n{PRELUDE}\n{body}"))
 }
 
 /// Every script, loaded once per node (EVALSHA, EVAL when Redis does not know it yet).
@@ -93,7 +102,7 @@ local f = redis.call('HMGET', KEYS[1], 'reg', 'epoch')
 if not f[1] then return {'1'} end
 if f[2] and (ARGV[3] == '' or f[2] ~= ARGV[3]) then return {'2'} end
 local e = redis.call('HINCRBY', KEYS[1], 'tok', 1)
-redis.call('HSET', KEYS[1], 'ip', ARGV[1], 'port', ARGV[2], 'epoch', e)
+redis.call('HSET', KEYS[1], 'ip', ARGV[1], 'port', ARGV[2], 'epoch', e, 'since', string.format('%d', now_ms()))
 redis.call('HDEL', KEYS[1], 'ready')
 return {'0', string.format('%d', e), f[1]}"#,
             ),
@@ -111,7 +120,7 @@ local f = redis.call('HMGET', KEYS[1], 'reg', 'ip')
 if not f[1] then return {'1'} end
 if not f[2] then return {'2'} end
 if ARGV[1] ~= '' and f[2] ~= ARGV[1] then return {'3'} end
-redis.call('HDEL', KEYS[1], 'ip', 'port', 'epoch', 'ready')
+redis.call('HDEL', KEYS[1], 'ip', 'port', 'epoch', 'ready', 'since')
 return {'0'}"#,
             ),
             // Before a SEND, the recipient: KEYS u q · {registered (0/1), queue length}.
@@ -193,7 +202,7 @@ return {redis.call('LINDEX', KEYS[1], 0) or ''}"#,
 if not holds(KEYS[1], KEYS[3], ARGV[1], ARGV[2], ARGV[3]) then return {'gone'} end
 local off = 'stop'
 if redis.call('HGET', KEYS[1], 'epoch') == ARGV[4] then
-  redis.call('HDEL', KEYS[1], 'ip', 'port', 'epoch', 'ready')
+  redis.call('HDEL', KEYS[1], 'ip', 'port', 'epoch', 'ready', 'since')
   off = 'off'
 end
 if redis.call('HEXISTS', KEYS[1], 'epoch') == 1 then return {'go'} end

@@ -193,3 +193,23 @@ fn on_a_redis_cluster_every_step_stays_in_its_slot() {
     assert_eq!(call(a.addr(), &["UNREGISTER", "carol"]), [0]);
     assert_eq!(call(b.addr(), &["CONNECTEDUSERS", "alice"]), b"\x001\x00alice\x00");
 }
+
+#[test]
+fn a_connect_whose_activation_never_reached_redis_is_activated_after_the_fallback() {
+    let redis = Redis::start();
+    let a = node(&redis);
+    register(a.addr(), "alice");
+    register(a.addr(), "bob");
+    let la = online(a.addr(), "alice");
+    let lb = online(a.addr(), "bob");
+    // As if Redis had failed between bob's CONNECT and its activation: connected, never marked ready.
+    assert!(redis.command(&["HDEL", "msg:{bob}:u", "ready"]).starts_with(":1"));
+    assert_eq!(send(a.addr(), "alice", "bob", "waits"), 1);
+    assert!(redis.command(&["LLEN", "msg:{bob}:q"]).starts_with(":1"), "not pushed before the activation");
+    // Once the fallback time has passed since the CONNECT (here: its time moved back), the next SEND delivers.
+    assert!(redis.command(&["HSET", "msg:{bob}:u", "since", "0"]).starts_with(":0"));
+    assert_eq!(send(a.addr(), "alice", "bob", "goes"), 2);
+    assert_eq!(lb.next(), message("alice", 1, "waits"));
+    assert_eq!(lb.next(), message("alice", 2, "goes"));
+    assert_eq!((la.next(), la.next()), (ack(1), ack(2)));
+}
