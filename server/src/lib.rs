@@ -109,6 +109,8 @@ pub struct Server {
     ttweet: Option<ttweet::Service>,
     /// The journal and its compactor, with `data_dir`; dropped after the last connection thread.
     durability: Option<journal::Durability>,
+    /// With `cluster`: restarts deliveries whose claim lapsed; stopped after the last connection thread.
+    sweeper: Option<cluster::Sweeper>,
 }
 
 impl std::fmt::Debug for Server {
@@ -128,7 +130,10 @@ impl Server {
         let store = Store::new(config.max_queue);
         if let Some(cluster) = &config.cluster {
             let redis = cluster::RedisStore::open(cluster, config.max_queue).map_err(io::Error::other)?;
-            return Server::with_backend(config, redis, store);
+            let sweeper = cluster::Sweeper::start(redis.clone(), config.profile.dialect().push)?;
+            let mut server = Server::with_backend(config, redis, store)?;
+            server.sweeper = Some(sweeper);
+            return Ok(server);
         }
         let Some(dir) = config.data_dir.clone() else { return Server::with_store(config, store) };
         let options = journal::Options { compact_min_bytes: config.compact_min_bytes };
@@ -163,7 +168,7 @@ impl Server {
             accept_short_register: config.accept_short_register,
         };
         let serve: Serve = Arc::new(move |stream| handler::handle(stream, &ctx));
-        Ok(Server { listener, serve, store, shared: Arc::new(shared), ttweet, durability: None })
+        Ok(Server { listener, serve, store, shared: Arc::new(shared), ttweet, durability: None, sweeper: None })
     }
 
     /// The address actually bound (the real port when 0 was asked for).
@@ -193,7 +198,7 @@ impl Server {
 
     /// Serves until stopped, then waits for every connection thread to finish.
     pub fn run(self) {
-        let Server { listener, serve, store: _, shared, ttweet, durability } = self;
+        let Server { listener, serve, store: _, shared, ttweet, durability, sweeper } = self;
         // The board has its own accept loop beside this one; the Stopper stops both.
         let board = ttweet.and_then(|service| {
             match thread::Builder::new().name("ttweet-accept".into()).spawn(move || service.run()) {
@@ -210,6 +215,7 @@ impl Server {
         }
         // Only now that every connection thread is done: stops the compactor and syncs the journal's tail.
         drop(durability);
+        drop(sweeper);
     }
 
     /// Serves on a background thread.

@@ -63,6 +63,7 @@ pub(super) struct Scripts {
     pub unregister: Script,
     pub connect: Script,
     pub activate: Script,
+    pub kick: Script,
     pub disconnect: Script,
     pub peek: Script,
     pub next_id: Script,
@@ -113,6 +114,8 @@ if redis.call('HGET', KEYS[1], 'epoch') ~= ARGV[1] then return false end
 redis.call('HSET', KEYS[1], 'ready', string.format('%d', now_ms()))
 return claim(KEYS[1], KEYS[2], KEYS[3], ARGV[2])"#,
             ),
+            // The sweeper: KEYS u q c · ARGV claim ttl. Nil, or a claim (connected, ready, idle, something queued).
+            kick: script(r#"return claim(KEYS[1], KEYS[2], KEYS[3], ARGV[1])"#),
             // KEYS u · ARGV origin IP ('' = no check).
             disconnect: script(
                 r#"
