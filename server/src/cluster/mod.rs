@@ -8,8 +8,8 @@
 //! # Key layout
 //!
 //! Every key of one user carries the hash tag `{alias}`, so they live in one Redis Cluster slot and each
-//! per-user step is one Lua script ([`scripts`]), atomic there. (Whatever the alias holds, the tag Redis
-//! hashes is the part between `msg:{` and the first `}` after it, the same for all of one alias's keys.)
+//! per-user step is one Lua script ([`scripts`]), atomic there. (In the tag, `%`, `{` and `}` of the alias are
+//! percent-encoded, so that the tag is always the whole alias.)
 //!
 //! | key | type | holds |
 //! |---|---|---|
@@ -105,10 +105,10 @@ impl fmt::Display for ClusterError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ClusterError::NoUrl => write!(f, "--cluster needs a redis://HOST:PORT URL"),
-            ClusterError::BadUrl { url, cause } => write!(f, "{url} is not a Redis URL: {cause}"),
-            ClusterError::Unreachable { url, cause } => write!(f, "cannot reach Redis at {url}: {cause}"),
+            ClusterError::BadUrl { url, cause } => write!(f, "{} is not a Redis URL: {cause}", shown(url)),
+            ClusterError::Unreachable { url, cause } => write!(f, "cannot reach Redis at {}: {cause}", shown(url)),
             ClusterError::NotDurable { url, why } => {
-                write!(f, "Redis at {url} is not durable ({why}) and --require-durable was given")
+                write!(f, "Redis at {} is not durable ({why}) and --require-durable was given", shown(url))
             }
         }
     }
@@ -153,7 +153,7 @@ impl RedisStore {
             if config.require_durable {
                 return Err(ClusterError::NotDurable { url: url.clone(), why });
             }
-            log::warn!("cluster: Redis at {url}: {why}");
+            log::warn!("cluster: Redis at {}: {why}", shown(url));
         }
         let claim_ttl_ms = u64::try_from(config.claim_ttl.as_millis()).unwrap_or(u64::MAX).max(1);
         let inner = Inner { pool, scripts: scripts::Scripts::new(), max_queue, claim_ttl_ms };
@@ -166,12 +166,70 @@ impl RedisStore {
     }
 }
 
+/// A URL as it may be shown: a password in it (`redis://user:secret@host`) is replaced by `***`.
+fn shown(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return url.to_string() };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => format!("{scheme}://***@{}", &rest[at + 1..]),
+        None => url.to_string(),
+    }
+}
+
 /// The keys of one user: hash, queue, claim, pending acknowledgements (see the key layout above).
 fn keys(alias: &str) -> [String; 4] {
-    ["u", "q", "c", "p"].map(|k| format!("msg:{{{alias}}}:{k}"))
+    let tag = tag(alias);
+    ["u", "q", "c", "p"].map(|k| format!("msg:{{{tag}}}:{k}"))
+}
+
+/// The alias as its keys' hash tag: `%`, `{` and `}` percent-encoded, so the tag is the whole alias (an alias
+/// starting with `}` would otherwise make an empty tag, which Redis ignores) and two aliases never share keys.
+fn tag(alias: &str) -> std::borrow::Cow<'_, str> {
+    if !alias.contains(['%', '{', '}']) {
+        return alias.into();
+    }
+    alias.replace('%', "%25").replace('{', "%7B").replace('}', "%7D").into()
 }
 
 /// The registration-number counter.
 const REG_KEY: &str = "msg:reg";
 /// Connected users by registration number.
 const ONLINE_KEY: &str = "msg:online";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shown_urls_carry_no_password() {
+        assert_eq!(shown("redis://127.0.0.1:6379"), "redis://127.0.0.1:6379");
+        assert_eq!(shown("redis://:s3cret@10.0.0.5:6379/0"), "redis://***@10.0.0.5:6379/0");
+        assert_eq!(shown("redis://user:p@ss@host:1"), "redis://***@host:1");
+        assert_eq!(shown("not a url"), "not a url");
+        let e = ClusterError::Unreachable { url: "redis://u:pw@h:1".into(), cause: "refused".into() };
+        assert_eq!(e.to_string(), "cannot reach Redis at redis://***@h:1: refused");
+    }
+
+    #[test]
+    fn every_key_of_a_user_shares_its_hash_tag() {
+        let mut seen = std::collections::HashSet::new();
+        for alias in ["alice", "a}b", "{x", "}", "{}", "%7D", "%"] {
+            let tags: Vec<String> = keys(alias).iter().map(|k| hash_tag(k).to_string()).collect();
+            assert!(tags.iter().all(|t| *t == tags[0] && t == &tag(alias)), "{alias}: {tags:?}");
+            assert!(seen.insert(tags[0].clone()), "{alias}: a tag shared with another alias");
+        }
+        assert_eq!(keys("alice")[0], "msg:{alice}:u");
+    }
+
+    /// The part of a key Redis Cluster hashes: between the first `{` and the first `}` after it, if not empty.
+    fn hash_tag(key: &str) -> &str {
+        if let Some(open) = key.find('{') {
+            if let Some(len) = key[open + 1..].find('}') {
+                if len > 0 {
+                    return &key[open + 1..open + 1 + len];
+                }
+            }
+        }
+        key
+    }
+}

@@ -192,6 +192,14 @@ fn on_a_redis_cluster_every_step_stays_in_its_slot() {
     assert_eq!(call(a.addr(), &["DISCONNECT", "bob"]), [0]);
     assert_eq!(call(a.addr(), &["UNREGISTER", "carol"]), [0]);
     assert_eq!(call(b.addr(), &["CONNECTEDUSERS", "alice"]), b"\x001\x00alice\x00");
+    // Braces in an alias do not split its keys over slots (an alias starting with `}` would, unencoded).
+    for odd in ["}x{", "a}b", "{}"] {
+        register(a.addr(), odd);
+        let l = online(b.addr(), odd);
+        let id = send(a.addr(), "alice", odd, "odd");
+        assert_eq!(l.next(), message("alice", id, "odd"));
+        assert_eq!(la.next(), ack(id));
+    }
 }
 
 #[test]
