@@ -13,7 +13,7 @@ use super::{keys, RedisStore, ONLINE_KEY, REG_KEY};
 use crate::store::{Accepted, Backend, Delivered, Entry, Job};
 
 /// Pending acknowledgements one delivery step passes on at most (normally one; more only after a crash).
-const MAX_ACKS_PER_STEP: usize = 16;
+pub const MAX_ACKS_PER_STEP: usize = 16;
 
 fn failure(op: &str, e: &redis::RedisError) {
     log::error!("cluster: {op} failed on Redis: {e}");

@@ -60,6 +60,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use backend::MAX_ACKS_PER_STEP;
 pub use conn::{MAX_IDLE_CONNECTIONS, REDIS_CONNECT_TIMEOUT, REDIS_IO_TIMEOUT};
 pub use scripts::ACTIVATION_FALLBACK_MS;
 pub use sweeper::{Sweeper, MAX_SWEEP};
