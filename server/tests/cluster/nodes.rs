@@ -221,3 +221,22 @@ fn a_connect_whose_activation_never_reached_redis_is_activated_after_the_fallbac
     assert_eq!(lb.next(), message("alice", 2, "goes"));
     assert_eq!((la.next(), la.next()), (ack(1), ack(2)));
 }
+
+#[test]
+fn a_connect_through_b_replaces_a_dead_session_recorded_through_a() {
+    let redis = Redis::start();
+    let (a, b) = (node(&redis), node(&redis));
+    register(a.addr(), "alice");
+    register(a.addr(), "bob");
+    let lb = online(a.addr(), "bob");
+    let gone = std::net::TcpListener::bind("127.0.0.1:0").expect("a listener");
+    let port = gone.local_addr().expect("its address").port().to_string();
+    assert_eq!(call(a.addr(), &["CONNECT", "alice", &port]), [0]);
+    drop(gone); // alice's client died without DISCONNECT
+    let la = online(b.addr(), "alice");
+    assert_eq!(send(a.addr(), "bob", "alice", "to the new session"), 1);
+    assert_eq!(la.next(), message("bob", 1, "to the new session"));
+    assert_eq!(lb.next(), ack(1));
+    let live = crate::support::PushListener::bind();
+    assert_eq!(call(a.addr(), &["CONNECT", "alice", &live.port_field()]), [2], "a live session is kept");
+}
