@@ -35,7 +35,7 @@
 //! **An acknowledgement** is owed by the recipient's slot and queued in the sender's. The script that pops a
 //! delivered message records the acknowledgement it owes in the recipient's `p` list, in the same step; the
 //! deliverer then queues it for the sender and removes it from `p`, all while it still holds the recipient's
-//! claim. A node that dies in between leaves it in `p`, and the next deliverer of that recipient passes it on:
+//! claim. A node that dies in between leaves it in `p`, and the recipient's next successful push passes it on:
 //! an acknowledgement is never lost (it can be queued twice if the node dies between those last two steps).
 //!
 //! **Presence** is in the user's hash (atomic with everything else about the user); `msg:online` is only the
@@ -47,8 +47,8 @@
 //! The claim is a key with an expiry holding a fencing token. Every step of a delivery checks the token and
 //! renews the expiry in the same script, so a deliverer whose claim lapsed (its node stalled or died) can
 //! change nothing: a dead node's claim lapses after [`ClusterConfig::claim_ttl`], and the next SEND to or
-//! CONNECT of that user starts a new delivery, or else the [`Sweeper`] within half a claim lifetime. The head is popped only after the listener's orderly close
-//! (docs/protocol.md, "Delivered means read").
+//! CONNECT of that user starts a new delivery, or else the [`Sweeper`] within half a claim lifetime. The head is
+//! popped only after the listener's orderly close (docs/protocol.md, "Delivered means read").
 
 mod backend;
 mod conn;
