@@ -69,6 +69,24 @@ impl RedisStore {
     }
 }
 
+impl RedisStore {
+    /// Passes on what the holder of `ticket` (a bare claim) owes, `owed` first; the senders' tickets.
+    pub(super) fn pass_owed(&self, ticket: &RedisTicket, owed: String) -> Vec<RedisTicket> {
+        match self.inner.pool.run(|con| self.pass_acks(con, ticket, owed)) {
+            Ok((tickets, dropped)) => {
+                if dropped {
+                    log::warn!("acknowledgement dropped: the sender's queue is full");
+                }
+                tickets
+            }
+            Err(e) => {
+                failure("passing acknowledgements on", &e);
+                Vec::new()
+            }
+        }
+    }
+}
+
 impl Backend for RedisStore {
     type Ticket = RedisTicket;
 

@@ -114,8 +114,18 @@ if redis.call('HGET', KEYS[1], 'epoch') ~= ARGV[1] then return false end
 redis.call('HSET', KEYS[1], 'ready', string.format('%d', now_ms()))
 return claim(KEYS[1], KEYS[2], KEYS[3], ARGV[2])"#,
             ),
-            // The sweeper: KEYS u q c · ARGV claim ttl. Nil, or a claim (connected, ready, idle, something queued).
-            kick: script(r#"return claim(KEYS[1], KEYS[2], KEYS[3], ARGV[1])"#),
+            // The sweeper: KEYS u q c p · ARGV claim ttl. A claim (connected, ready, idle, something queued); or,
+            // when idle with acknowledgements left pending by a dead node, {'owed', token, reg, the first one};
+            // or nil.
+            kick: script(
+                r#"
+local t = claim(KEYS[1], KEYS[2], KEYS[3], ARGV[1])
+if t then return t end
+if redis.call('EXISTS', KEYS[3]) == 1 or redis.call('LLEN', KEYS[4]) == 0 then return false end
+local tok = redis.call('HINCRBY', KEYS[1], 'tok', 1)
+redis.call('SET', KEYS[3], tok, 'PX', ARGV[1])
+return {'owed', string.format('%d', tok), redis.call('HGET', KEYS[1], 'reg'), redis.call('LINDEX', KEYS[4], 0)}"#,
+            ),
             // KEYS u · ARGV origin IP ('' = no check).
             disconnect: script(
                 r#"

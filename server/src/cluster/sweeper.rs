@@ -4,7 +4,9 @@
 //! the claim lapses after [`super::ClusterConfig::claim_ttl`], but nothing would start the user's delivery again
 //! until the next SEND to it. So every half claim lifetime one node (whichever takes the `msg:sweep` lock for
 //! that round) walks the connected users (`msg:online`, at most [`MAX_SWEEP`] per round) and claims each one
-//! that is ready, idle and has something queued, then delivers it on this thread, as a request thread would.
+//! that is ready, idle and has something queued, then delivers it on this thread, as a request thread would. An
+//! idle user that still owes acknowledgements (its node died between a push and passing its acknowledgement on)
+//! is claimed too, and they are passed on.
 
 use std::sync::mpsc::{channel, RecvTimeoutError, Sender};
 use std::thread::{self, JoinHandle};
@@ -79,8 +81,18 @@ fn sweep(store: &RedisStore, form: PushForm, period: Duration) {
     for alias in listed {
         let kicked = s
             .pool
-            .run(|con| s.scripts.kick.key(&keys(&alias)[..3]).arg(s.claim_ttl_ms).invoke::<Option<Vec<String>>>(con));
+            .run(|con| s.scripts.kick.key(&keys(&alias)[..]).arg(s.claim_ttl_ms).invoke::<Option<Vec<String>>>(con));
         match kicked {
+            Ok(Some(fields)) if fields.first().is_some_and(|f| f == "owed") => {
+                let [_, token, reg, owed] = &fields[..] else { continue };
+                let ticket = store.bare_ticket(&alias, token, reg);
+                log::info!("s> cluster: passing on the acknowledgements {alias} owed when a node died");
+                let senders = store.pass_owed(&ticket, owed.clone());
+                drop(ticket); // releases the claim
+                for sender in senders {
+                    delivery::run(store, form, sender);
+                }
+            }
             Ok(Some(fields)) => {
                 if let Some(ticket) = store.parse_claim(&alias, &fields) {
                     log::info!("s> cluster: resuming the delivery of {alias}, whose claim had lapsed");

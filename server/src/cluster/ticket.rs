@@ -73,17 +73,22 @@ pub(super) fn parse_job(f: &[String]) -> Option<Job> {
 }
 
 impl RedisStore {
-    /// A ticket from the script fields `token, reg, <job>` (none: no claim was handed out).
-    pub(super) fn parse_claim(&self, alias: &str, f: &[String]) -> Option<RedisTicket> {
-        let [token, reg, job @ ..] = f else { return None };
-        let mut ticket = RedisTicket {
+    /// A claim with no push prepared (the sweeper's, to pass on acknowledgements left pending).
+    pub(super) fn bare_ticket(&self, alias: &str, token: &str, reg: &str) -> RedisTicket {
+        RedisTicket {
             alias: alias.into(),
-            reg: reg.clone(),
-            token: token.clone(),
+            reg: reg.to_string(),
+            token: token.to_string(),
             job: None,
             released: Cell::new(false),
             store: self.clone(),
-        };
+        }
+    }
+
+    /// A ticket from the script fields `token, reg, <job>` (none: no claim was handed out).
+    pub(super) fn parse_claim(&self, alias: &str, f: &[String]) -> Option<RedisTicket> {
+        let [token, reg, job @ ..] = f else { return None };
+        let mut ticket = self.bare_ticket(alias, token, reg);
         ticket.job = parse_job(job);
         if ticket.job.is_none() {
             log::error!("cluster: unreadable queue entry of {alias}; its delivery waits");

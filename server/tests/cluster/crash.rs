@@ -157,3 +157,18 @@ fn require_durable_refuses_a_redis_that_does_not_sync_every_write_and_its_absenc
     let (status, _) = node.stop();
     assert!(status.success(), "a clean stop");
 }
+
+#[test]
+fn an_acknowledgement_a_dead_node_left_pending_is_passed_on_by_the_sweeper() {
+    let redis = Redis::start();
+    let node = cluster_node(&redis, &["--claim-ttl-ms", "400"]);
+    register(node.addr, "alice");
+    register(node.addr, "bob");
+    let la = online(node.addr, "alice");
+    let _lb = online(node.addr, "bob");
+    // As a node leaves it when it dies between popping bob's message from alice and passing the ack on.
+    assert!(redis.command(&["RPUSH", "msg:{bob}:p", "alice\x007"]).starts_with(":1"));
+    assert_eq!(la.next(), ack(7), "passed on and pushed without any request");
+    crate::eventually("bob owes nothing", || redis.command(&["LLEN", "msg:{bob}:p"]).starts_with(":0"));
+    crate::eventually("the sweeper's claim released", || redis.command(&["EXISTS", "msg:{bob}:c"]).starts_with(":0"));
+}

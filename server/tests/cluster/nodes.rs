@@ -210,7 +210,9 @@ fn a_connect_whose_activation_never_reached_redis_is_activated_after_the_fallbac
     register(a.addr(), "bob");
     let la = online(a.addr(), "alice");
     let lb = online(a.addr(), "bob");
-    // As if Redis had failed between bob's CONNECT and its activation: connected, never marked ready.
+    // As if Redis had failed between bob's CONNECT and its activation: connected, never marked ready. (The
+    // activation follows the CONNECT reply: wait for it, then take it back.)
+    crate::eventually("bob activated", || redis.command(&["HEXISTS", "msg:{bob}:u", "ready"]).starts_with(":1"));
     assert!(redis.command(&["HDEL", "msg:{bob}:u", "ready"]).starts_with(":1"));
     assert_eq!(send(a.addr(), "alice", "bob", "waits"), 1);
     assert!(redis.command(&["LLEN", "msg:{bob}:q"]).starts_with(":1"), "not pushed before the activation");
