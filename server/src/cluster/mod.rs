@@ -47,7 +47,8 @@
 //! The claim is a key with an expiry holding a fencing token. Every step of a delivery checks the token and
 //! renews the expiry in the same script, so a deliverer whose claim lapsed (its node stalled or died) can
 //! change nothing: a dead node's claim lapses after [`ClusterConfig::claim_ttl`], and the next SEND to or
-//! CONNECT of that user starts a new delivery, or else the [`Sweeper`] within half a claim lifetime. The head is
+//! CONNECT of that user starts a new delivery, or else the [`Sweeper`] within half a claim lifetime (5 s at
+//! most). The head is
 //! popped only after the listener's orderly close (docs/protocol.md, "Delivered means read").
 
 mod backend;
@@ -63,7 +64,7 @@ use std::time::Duration;
 pub use backend::MAX_ACKS_PER_STEP;
 pub use conn::{MAX_IDLE_CONNECTIONS, REDIS_CONNECT_TIMEOUT, REDIS_IO_TIMEOUT};
 pub use scripts::ACTIVATION_FALLBACK_MS;
-pub use sweeper::{Sweeper, MAX_SWEEP};
+pub use sweeper::{Sweeper, MAX_SWEEP, MAX_SWEEP_PERIOD};
 pub use ticket::RedisTicket;
 
 /// How long a delivery claim lives without being renewed. Longer than one push can take (connect, write and

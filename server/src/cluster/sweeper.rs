@@ -2,9 +2,10 @@
 //!
 //! A delivery starts at a SEND to a connected user or at its CONNECT. When the node holding a user's claim dies,
 //! the claim lapses after [`super::ClusterConfig::claim_ttl`], but nothing would start the user's delivery again
-//! until the next SEND to it. So every half claim lifetime one node (whichever takes the `msg:sweep` lock for
-//! that round) walks the connected users (`msg:online`, at most [`MAX_SWEEP`] per round) and claims each one
-//! that is ready, idle and has something queued, then delivers it on this thread, as a request thread would. An
+//! until the next SEND to it. So every half claim lifetime (at most [`MAX_SWEEP_PERIOD`]) one node (whichever
+//! takes the `msg:sweep` lock for that round) walks the connected users (`msg:online`, at most [`MAX_SWEEP`] per
+//! round) and claims each one that is ready, idle and has something queued, then delivers it on this thread, as
+//! a request thread would. The same covers a delivery abandoned on a Redis error. An
 //! idle user that still owes acknowledgements (its node died between a push and passing its acknowledgement on)
 //! is claimed too, and they are passed on.
 
@@ -23,6 +24,9 @@ pub const MAX_SWEEP: usize = 10_000;
 const SWEEP_KEY: &str = "msg:sweep";
 /// Shortest pause between two rounds, whatever the claim lifetime.
 const MIN_SWEEP_PERIOD: Duration = Duration::from_millis(100);
+/// Longest pause between two rounds: a delivery abandoned on a Redis error (its claim released, nobody to
+/// deliver) waits at most this long, whatever the claim lifetime.
+pub const MAX_SWEEP_PERIOD: Duration = Duration::from_secs(5);
 
 /// The sweeper's thread; dropping it stops the thread and waits for it (a delivery under way finishes first).
 pub struct Sweeper {
@@ -38,7 +42,7 @@ impl std::fmt::Debug for Sweeper {
 
 impl Sweeper {
     pub fn start(store: RedisStore, form: PushForm) -> std::io::Result<Sweeper> {
-        let period = Duration::from_millis(store.inner.claim_ttl_ms / 2).max(MIN_SWEEP_PERIOD);
+        let period = Duration::from_millis(store.inner.claim_ttl_ms / 2).clamp(MIN_SWEEP_PERIOD, MAX_SWEEP_PERIOD);
         let (stop, stopped) = channel::<()>();
         let thread = thread::Builder::new().name("cluster-sweeper".into()).spawn(move || {
             // A message or a closed channel, not a timeout, is the order to stop.
