@@ -53,6 +53,7 @@
 
 mod backend;
 mod conn;
+mod cross;
 mod scripts;
 mod sweeper;
 mod ticket;
@@ -61,8 +62,8 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use backend::MAX_ACKS_PER_STEP;
 pub use conn::{MAX_IDLE_CONNECTIONS, REDIS_CONNECT_TIMEOUT, REDIS_IO_TIMEOUT};
+pub use cross::MAX_ACKS_PER_STEP;
 pub use scripts::ACTIVATION_FALLBACK_MS;
 pub use sweeper::{Sweeper, MAX_SWEEP, MAX_SWEEP_PERIOD};
 pub use ticket::RedisTicket;
