@@ -19,6 +19,7 @@
 //! | `msg:{alias}:p` | list | acknowledgements this user's deliveries owe to senders, `<sender>\0<id>`, until passed on |
 //! | `msg:reg` | counter | registration numbers |
 //! | `msg:online` | sorted set | connected users, scored by registration number (CONNECTEDUSERS order) |
+//! | `msg:sweep` | string, expiring | the lock of one round of the [`Sweeper`] |
 //!
 //! # Steps that span two slots
 //!
