@@ -20,7 +20,7 @@ use protocol::dialect::PushForm;
 use protocol::push;
 
 use crate::net;
-use crate::store::{Entry, Store, Ticket, GRACE_RETRY};
+use crate::store::{Backend, Claim, Entry, GRACE_RETRY};
 
 /// Connect timeout for one push (5.3).
 pub const PUSH_CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
@@ -48,26 +48,26 @@ pub const TURN: usize = 16;
 /// the claim waits here and the next free deliverer takes it. A deliverer only stops when its own work is done
 /// and nobody is waiting, and only deliverers put claims here, so no claim is ever left behind.
 #[derive(Debug, Clone)]
-pub struct Waiting {
-    tx: Sender<Ticket>,
-    rx: Receiver<Ticket>,
+pub struct Waiting<T> {
+    tx: Sender<T>,
+    rx: Receiver<T>,
 }
 
-impl Default for Waiting {
-    fn default() -> Waiting {
+impl<T> Default for Waiting<T> {
+    fn default() -> Waiting<T> {
         let (tx, rx) = unbounded();
         Waiting { tx, rx }
     }
 }
 
-impl Waiting {
+impl<T: Claim> Waiting<T> {
     /// Whether no claim waits.
     pub fn is_empty(&self) -> bool {
         self.rx.is_empty()
     }
 
     /// Leaves a claim for the next free deliverer.
-    pub fn put(&self, mut ticket: Ticket) {
+    pub fn put(&self, mut ticket: T) {
         // A prepared job is only as fresh as the lock it was read under: a waiting claim reads its next one anew.
         ticket.take_job();
         // Both ends live in `self`: the channel cannot be closed.
@@ -76,18 +76,18 @@ impl Waiting {
 }
 
 /// How a turn ended.
-enum Turn {
+enum Turn<T> {
     /// The user's queue is done (or it went offline) and its claim is released.
     Done,
     /// The turn is over but the user has more to push.
     More,
     /// Done, and the last push made its sender deliverable: serve that claim next, with its prepared job.
-    Next(Ticket),
+    Next(T),
 }
 
 /// Delivers everything that `first` (and the acknowledgements it causes) makes deliverable, taking turns with
 /// the other users waiting in `waiting`, until nobody waits.
-pub fn run(store: &Store, form: PushForm, first: Option<Ticket>, waiting: &Waiting) {
+pub fn run<B: Backend>(store: &B, form: PushForm, first: Option<B::Ticket>, waiting: &Waiting<B::Ticket>) {
     let mut current = first;
     while let Some(mut ticket) = current.take().or_else(|| waiting.rx.try_recv().ok()) {
         current = match serve_turn(store, form, &mut ticket, waiting) {
@@ -104,7 +104,12 @@ pub fn run(store: &Store, form: PushForm, first: Option<Ticket>, waiting: &Waiti
 
 /// Pushes up to [`TURN`] entries of one user's queue. Each step takes the registry lock once: the first job comes
 /// with the ticket, and every successful push's bookkeeping answers the next job under the same lock.
-fn serve_turn(store: &Store, form: PushForm, ticket: &mut Ticket, waiting: &Waiting) -> Turn {
+fn serve_turn<B: Backend>(
+    store: &B,
+    form: PushForm,
+    ticket: &mut B::Ticket,
+    waiting: &Waiting<B::Ticket>,
+) -> Turn<B::Ticket> {
     let mut buf = Vec::with_capacity(64);
     let mut next = ticket.take_job().or_else(|| store.next_job(ticket));
     let (mut pushes, mut refused) = (0, 0);
@@ -131,7 +136,7 @@ fn serve_turn(store: &Store, form: PushForm, ticket: &mut Ticket, waiting: &Wait
         next = match push(job.addr, &buf) {
             Ok(()) => {
                 let done = store.delivered(ticket, &job);
-                log_success(&ticket.alias, &job.entry);
+                log_success(ticket.alias(), &job.entry);
                 if done.ack_dropped {
                     log::warn!("acknowledgement dropped: the sender's queue is full");
                 }
@@ -152,7 +157,7 @@ fn serve_turn(store: &Store, form: PushForm, ticket: &mut Ticket, waiting: &Wait
                 store.next_job(ticket)
             }
             Err(e) => {
-                log::info!("s> push to {} at {} failed ({e}): user marked disconnected", ticket.alias, job.addr);
+                log::info!("s> push to {} at {} failed ({e}): user marked disconnected", ticket.alias(), job.addr);
                 if !store.failed(ticket, &job) {
                     return Turn::Done;
                 }

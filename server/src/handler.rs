@@ -12,7 +12,7 @@ use crate::admission::Permit;
 use crate::deadline::DeadlineReader;
 use crate::delivery;
 use crate::net::{drain, DRAIN_TIMEOUT, REPLY_WRITE_TIMEOUT, UNBLOCKED_WRITE};
-use crate::store::{Store, Ticket};
+use crate::store::{Backend, Store};
 
 /// Read buffer per connection: a whole ordinary request arrives in one read.
 const READ_BUFFER: usize = 1024;
@@ -21,10 +21,10 @@ const READ_BUFFER: usize = 1024;
 /// sends its next field at once.
 pub const SHORT_REGISTER_WAIT: Duration = Duration::from_millis(250);
 
-/// What every connection thread needs.
+/// What every connection thread needs (`B`: the store interface's implementation).
 #[derive(Debug, Clone)]
-pub struct Context {
-    pub store: Store,
+pub struct Context<B: Backend = Store> {
+    pub store: B,
     pub dialect: Dialect,
     pub request_timeout: Duration,
     /// Whole-request deadline, counted from accept.
@@ -33,11 +33,11 @@ pub struct Context {
     /// Accept the one-field REGISTER of A.3.
     pub accept_short_register: bool,
     /// Users waiting for a deliverer.
-    pub waiting: delivery::Waiting,
+    pub waiting: delivery::Waiting<B::Ticket>,
 }
 
 /// Work that must wait until the reply has been written.
-enum After {
+enum After<T> {
     Nothing,
     /// A CONNECT succeeded: open the listener to pushes, then flush the queue.
     Activate {
@@ -45,7 +45,7 @@ enum After {
         epoch: u64,
     },
     /// A SEND made a connected recipient deliverable.
-    Deliver(Ticket),
+    Deliver(T),
 }
 
 /// Serves one connection to its end. Never panics on anything the peer does.
@@ -53,7 +53,7 @@ enum After {
 /// `permit` is the connection's slot ([`crate::admission`]): it is marked complete once the whole request has
 /// been read, and given back once the reply is written and the stream closed, before any delivery, which takes
 /// a delivery slot instead ([`Permit::into_delivery`]).
-pub fn handle(stream: TcpStream, ctx: &Context, mut permit: Permit) {
+pub fn handle<B: Backend>(stream: TcpStream, ctx: &Context<B>, mut permit: Permit) {
     let peer = match stream.peer_addr() {
         Ok(addr) => addr,
         Err(_) => return, // already gone
@@ -134,7 +134,7 @@ pub fn handle(stream: TcpStream, ctx: &Context, mut permit: Permit) {
 
 /// Serves the claims waiting for a deliverer while a delivery slot is free. Whoever leaves a claim waiting, or
 /// gives a delivery slot back, looks again afterwards: so a claim is never left waiting with nobody to take it.
-fn help_deliver(ctx: &Context, admission: &std::sync::Arc<crate::admission::Admission>) {
+fn help_deliver<B: Backend>(ctx: &Context<B>, admission: &std::sync::Arc<crate::admission::Admission>) {
     while !ctx.waiting.is_empty() {
         let Some(slot) = crate::admission::DeliverySlot::try_take(admission) else { return };
         delivery::run(&ctx.store, ctx.dialect.push, None, &ctx.waiting);
@@ -143,7 +143,7 @@ fn help_deliver(ctx: &Context, admission: &std::sync::Arc<crate::admission::Admi
 }
 
 /// Applies a well-formed request and decides the reply and what comes after it.
-fn apply(request: Request, peer: SocketAddr, ctx: &Context) -> (Reply, After) {
+fn apply<B: Backend>(request: Request, peer: SocketAddr, ctx: &Context<B>) -> (Reply, After<B::Ticket>) {
     let store = &ctx.store;
     let peer_ip: IpAddr = peer.ip().to_canonical();
     // The address requests acting for a connected user must come from (docs/protocol.md 4.2, 4.4, 4.5).
@@ -199,7 +199,7 @@ fn apply(request: Request, peer: SocketAddr, ctx: &Context) -> (Reply, After) {
 
 /// CONNECT (4.3). A user the registry believes connected may have crashed without DISCONNECT: when its recorded
 /// listener no longer accepts connections, that session is dead and the new one takes its place.
-fn connect(store: &Store, alias: &str, addr: SocketAddr) -> (ConnectStatus, u64) {
+fn connect<B: Backend>(store: &B, alias: &str, addr: SocketAddr) -> (ConnectStatus, u64) {
     let (status, epoch) = store.connect(alias, addr);
     if status != ConnectStatus::AlreadyConnected {
         return (status, epoch);
@@ -213,7 +213,7 @@ fn connect(store: &Store, alias: &str, addr: SocketAddr) -> (ConnectStatus, u64)
 }
 
 /// Makes a journalled change durable before its success is reported; a failed sync turns it into `fail`.
-fn durable<S: Copy>(store: &Store, position: Option<u64>, status: S, fail: S) -> S {
+fn durable<B: Backend, S: Copy>(store: &B, position: Option<u64>, status: S, fail: S) -> S {
     match store.commit(position) {
         Ok(()) => status,
         Err(e) => {
@@ -233,7 +233,10 @@ fn ok(code: u8) -> &'static str {
 
 /// Reads one request; with `accept_short_register`, a REGISTER whose first field is followed by nothing within
 /// [`SHORT_REGISTER_WAIT`] registers that field as the alias, with full name = alias and an empty date (A.3).
-fn read_request(reader: &mut FieldReader<BufReader<DeadlineReader>>, ctx: &Context) -> Result<Request, RequestError> {
+fn read_request<B: Backend>(
+    reader: &mut FieldReader<BufReader<DeadlineReader>>,
+    ctx: &Context<B>,
+) -> Result<Request, RequestError> {
     let op = Request::read_op(reader)?;
     if op != Op::Register || !ctx.accept_short_register {
         return Request::read_fields(op, reader);

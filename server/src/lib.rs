@@ -12,12 +12,14 @@
 //! - [`console`]: the console lines, also appended to a session log file (`--log-file`).
 //! - [`batched`]: console lines written in batches when the console is a pipe or a file.
 //! - [`journal`]: durability with `--data-dir`: the journal, recovery at start-up, compaction.
+//! - [`cluster`]: `--cluster redis://…`: the same store interface ([`store::Backend`]) on Redis, for several nodes.
 //!
 //! Tests and tools start a server in-process with [`Server::bind`] and [`Server::spawn`].
 
 pub mod admission;
 pub mod batched;
 pub mod board;
+pub mod cluster;
 pub mod console;
 pub mod deadline;
 pub mod delivery;
@@ -29,7 +31,7 @@ pub mod pool;
 pub mod store;
 
 use std::io;
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
@@ -37,7 +39,7 @@ use std::time::Duration;
 
 use protocol::Profile;
 
-pub use store::Store;
+pub use store::{Backend, Store};
 
 use admission::Limits;
 use handler::Context;
@@ -85,6 +87,8 @@ pub struct Config {
     pub data_dir: Option<PathBuf>,
     /// Journal bytes since the last snapshot below which the journal is not compacted.
     pub compact_min_bytes: u64,
+    /// `--cluster`: keep the state in Redis instead of in memory (then `data_dir` is not used).
+    pub cluster: Option<cluster::ClusterConfig>,
 }
 
 impl Default for Config {
@@ -103,6 +107,7 @@ impl Default for Config {
             ttweet_port: None,
             data_dir: None,
             compact_min_bytes: journal::DEFAULT_COMPACT_MIN_BYTES,
+            cluster: None,
         }
     }
 }
@@ -130,6 +135,8 @@ pub enum ServerError {
     DataDir { dir: PathBuf, source: journal::JournalError },
     /// The thread that runs the server could not be started.
     Spawn { source: io::Error },
+    /// The cluster store (`--cluster`) could not be opened.
+    Cluster { source: cluster::ClusterError },
 }
 
 impl std::fmt::Display for ServerError {
@@ -138,6 +145,7 @@ impl std::fmt::Display for ServerError {
             ServerError::Listen { addr, source } => write!(f, "cannot listen on {addr}: {source}"),
             ServerError::DataDir { dir, source } => write!(f, "data directory {}: {source}", dir.display()),
             ServerError::Spawn { source } => write!(f, "cannot start the server's thread: {source}"),
+            ServerError::Cluster { source } => write!(f, "cluster: {source}"),
         }
     }
 }
@@ -148,26 +156,49 @@ impl std::error::Error for ServerError {
             ServerError::Listen { source, .. } => Some(source),
             ServerError::DataDir { source, .. } => Some(source),
             ServerError::Spawn { source } => Some(source),
+            ServerError::Cluster { source } => Some(source),
         }
     }
 }
 
+/// Serves one accepted connection (the handler over the configured store interface).
+type Serve = Arc<dyn Fn(TcpStream, admission::Permit) + Send + Sync>;
+
 /// A bound, not yet running server.
-#[derive(Debug)]
 pub struct Server {
     listener: TcpListener,
-    ctx: Arc<Context>,
+    serve: Serve,
+    /// The in-memory registry; with `--cluster` the state is in Redis and this one stays empty.
+    store: Store,
     shared: Arc<Shared>,
     ttweet: Option<board::Service>,
     /// The journal and its compactor, with `data_dir`; dropped after the last connection thread.
     durability: Option<journal::Durability>,
+    /// With `cluster`: restarts deliveries whose claim lapsed; stopped after the last connection thread.
+    sweeper: Option<cluster::Sweeper>,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server").field("addr", &self.shared.wake_addr).finish_non_exhaustive()
+    }
 }
 
 impl Server {
     /// Prepares the registry — empty, or with `data_dir` recovered from the journal there (the directory is
-    /// then locked until the server is dropped) — and binds the listening socket.
+    /// then locked until the server is dropped) — and binds the listening socket. With `cluster`, the state is in
+    /// Redis: an unreachable Redis, or one that is not durable under `require_durable`, is an error.
     pub fn bind(config: Config) -> Result<Server, ServerError> {
         let store = Store::new(config.max_queue);
+        if let Some(cluster) = &config.cluster {
+            let redis = cluster::RedisStore::open(cluster, config.max_queue)
+                .map_err(|source| ServerError::Cluster { source })?;
+            let sweeper = cluster::Sweeper::start(redis.clone(), config.profile.dialect().push)
+                .map_err(|source| ServerError::Spawn { source })?;
+            let mut server = Server::with_backend(config, redis, store)?;
+            server.sweeper = Some(sweeper);
+            return Ok(server);
+        }
         let Some(dir) = config.data_dir.clone() else { return Server::with_store(config, store) };
         let options = journal::Options { compact_min_bytes: config.compact_min_bytes };
         let (store, durability) = journal::Durability::open(&dir, store, options)
@@ -179,6 +210,11 @@ impl Server {
 
     /// Binds with a registry prepared by the caller (for example recovered from a journal).
     pub fn with_store(config: Config, store: Store) -> Result<Server, ServerError> {
+        Server::with_backend(config, store.clone(), store)
+    }
+
+    /// Binds with any implementation of the store interface; `store` is what [`Server::store`] shows.
+    fn with_backend<B: Backend>(config: Config, backend: B, store: Store) -> Result<Server, ServerError> {
         let listen = |addr: SocketAddr| move |source| ServerError::Listen { addr, source };
         let listener = TcpListener::bind(config.bind).map_err(listen(config.bind))?;
         let shared = Shared::with_limits(listener.local_addr().map_err(listen(config.bind))?, config.limits());
@@ -191,7 +227,7 @@ impl Server {
             None => None,
         };
         let ctx = Context {
-            store,
+            store: backend,
             dialect: config.profile.dialect(),
             request_timeout: config.request_timeout,
             request_deadline: config.request_deadline,
@@ -199,7 +235,8 @@ impl Server {
             accept_short_register: config.accept_short_register,
             waiting: delivery::Waiting::default(),
         };
-        Ok(Server { listener, ctx: Arc::new(ctx), shared: Arc::new(shared), ttweet, durability: None })
+        let serve: Serve = Arc::new(move |stream, permit| handler::handle(stream, &ctx, permit));
+        Ok(Server { listener, serve, store, shared: Arc::new(shared), ttweet, durability: None, sweeper: None })
     }
 
     /// The address actually bound (the real port when 0 was asked for).
@@ -207,9 +244,9 @@ impl Server {
         self.shared.wake_addr
     }
 
-    /// The registry.
+    /// The in-memory registry (empty with `--cluster`, whose state is in Redis).
     pub fn store(&self) -> &Store {
-        &self.ctx.store
+        &self.store
     }
 
     /// A handle that can stop this server from another thread (a signal handler, a test).
@@ -229,7 +266,7 @@ impl Server {
 
     /// Serves until stopped, then waits for every connection thread to finish.
     pub fn run(self) {
-        let Server { listener, ctx, shared, ttweet, durability } = self;
+        let Server { listener, serve, store: _, shared, ttweet, durability, sweeper } = self;
         // The board has its own accept loop beside this one; the Stopper stops both.
         let board = ttweet.and_then(|service| {
             match thread::Builder::new().name("ttweet-accept".into()).spawn(move || service.run()) {
@@ -240,19 +277,20 @@ impl Server {
                 }
             }
         });
-        listener::serve(listener, shared, move |stream, permit| handler::handle(stream, &ctx, permit));
+        listener::serve(listener, shared, move |stream, permit| serve(stream, permit));
         if let Some(t) = board {
             let _ = t.join();
         }
         // Only now that every connection thread is done: stops the compactor and syncs the journal's tail.
         drop(durability);
+        drop(sweeper);
     }
 
     /// Serves on a background thread.
     pub fn spawn(self) -> Result<ServerHandle, ServerError> {
         let addr = self.local_addr();
         let ttweet_addr = self.ttweet_addr();
-        let store = self.ctx.store.clone();
+        let store = self.store.clone();
         let stopper = self.stopper();
         let shared = self.shared.clone();
         let thread = thread::Builder::new()

@@ -67,6 +67,19 @@ struct Args {
     #[arg(long, env = "MSG_SERVER_COMPACT_MIN_BYTES", value_name = "BYTES",
           default_value_t = server::journal::DEFAULT_COMPACT_MIN_BYTES)]
     compact_min_bytes: u64,
+    /// Keep the state in Redis (one `redis://HOST:PORT`, or several / one seed for a Redis Cluster), so that
+    /// several servers act as one service (docs/scale-out.md). Replaces --data-dir.
+    #[arg(long, env = "MSG_SERVER_CLUSTER", value_name = "URL", value_delimiter = ',', conflicts_with = "data_dir")]
+    cluster: Vec<String>,
+    /// With --cluster: refuse to start unless Redis syncs every write (appendonly yes, appendfsync always),
+    /// instead of only warning.
+    #[arg(long, env = "MSG_SERVER_REQUIRE_DURABLE", requires = "cluster")]
+    require_durable: bool,
+    /// With --cluster: milliseconds a delivery claim lives unless renewed; a dead node's deliveries resume after
+    /// it. Keep it above the 9 s one push can take.
+    #[arg(long, env = "MSG_SERVER_CLAIM_TTL_MS", value_name = "MS",
+          default_value_t = server::cluster::DEFAULT_CLAIM_TTL.as_millis() as u64)]
+    claim_ttl_ms: u64,
 }
 
 /// The names of the dialects on the command line (docs/protocol.md appendix A).
@@ -152,6 +165,11 @@ fn main() -> ExitCode {
         ttweet_port: args.ttweet_port,
         data_dir: args.data_dir.clone(),
         compact_min_bytes: args.compact_min_bytes,
+        cluster: (!args.cluster.is_empty()).then(|| server::cluster::ClusterConfig {
+            urls: args.cluster.clone(),
+            require_durable: args.require_durable,
+            claim_ttl: Duration::from_millis(args.claim_ttl_ms.max(1)),
+        }),
     };
     let server = match Server::bind(config) {
         Ok(s) => s,

@@ -47,15 +47,21 @@ impl Drop for Ticket {
     }
 }
 
-/// What became of a successful push.
-#[derive(Debug, Default)]
-pub struct Delivered {
+/// What became of a successful push (`T`: the backend's ticket).
+#[derive(Debug)]
+pub struct Delivered<T = Ticket> {
     /// The acknowledgement's recipient now needs a deliverer.
-    pub ack_ticket: Option<Ticket>,
+    pub ack_ticket: Option<T>,
     /// The sender of the pushed message was still registered but its queue was full: the ack was dropped.
     pub ack_dropped: bool,
     /// The next push for the same ticket, found under the same lock; `None`: the delivery is over.
     pub next: Option<Job>,
+}
+
+impl<T> Default for Delivered<T> {
+    fn default() -> Self {
+        Delivered { ack_ticket: None, ack_dropped: false, next: None }
+    }
 }
 
 impl Store {

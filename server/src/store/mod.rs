@@ -14,7 +14,10 @@
 //! - `claims`: the delivery claim ([`Ticket`]) and the store's side of each push.
 //! - `registry`: the data behind the lock: slab, index, connected set, snapshot capture, undo log.
 //! - `recovery`: rebuilding the registry from a snapshot and journal records, strictly.
+//! - `backend`: the store interface ([`Backend`]) the handler and the deliverer talk to; `Store` is one of its
+//!   two implementations, `cluster::RedisStore` the other.
 
+mod backend;
 mod claims;
 mod recovery;
 mod registry;
@@ -28,6 +31,7 @@ use std::time::Instant;
 
 use protocol::{ConnectStatus, DisconnectStatus, RegisterStatus, SendReply, UnregisterStatus, UsersReply};
 
+pub use backend::{Backend, Claim};
 pub use claims::{Delivered, Ticket};
 pub use recovery::{ReplayError, RestoredUser, POP_UNCHECKED};
 pub use registry::{SnapshotSink, Steps};
@@ -80,12 +84,12 @@ pub trait Journal: Send + Sync {
     fn kept(&self) -> u64;
 }
 
-/// Result of an accepted SEND.
+/// Result of an accepted SEND (`T`: the backend's ticket).
 #[derive(Debug)]
-pub struct Accepted {
+pub struct Accepted<T = Ticket> {
     pub id: u32,
     /// The recipient was connected and idle: this thread must deliver.
-    pub ticket: Option<Ticket>,
+    pub ticket: Option<T>,
     /// The recipient was not connected (the message is stored).
     pub stored: bool,
     /// Journal position to make durable before replying.
