@@ -88,6 +88,14 @@ pub struct Target {
     /// Seconds allowed for each connect and each read.
     #[arg(long, env = "MSG_BENCH_TIMEOUT", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..))]
     pub timeout: u64,
+    /// With --spawn-server: start this many server nodes on one Redis (`--redis`), each with `--cluster URL`;
+    /// the mix's client threads are spread over them (thread t talks to node t mod N).
+    #[arg(long, env = "MSG_BENCH_CLUSTER_NODES", default_value_t = 1, requires = "redis",
+          value_parser = clap::value_parser!(u64).range(1..=16))]
+    pub cluster_nodes: u64,
+    /// With --spawn-server: the Redis the spawned nodes share (`redis://127.0.0.1:PORT`).
+    #[arg(long, env = "MSG_BENCH_REDIS", value_name = "URL", requires = "spawn_server")]
+    pub redis: Option<String>,
 }
 
 impl Target {
@@ -95,9 +103,10 @@ impl Target {
         Duration::from_secs(self.timeout)
     }
 
-    /// Every extra argument for a spawned server, `--server-arg` ones first.
+    /// Every extra argument for a spawned server, `--server-arg` ones first, and `--cluster URL` with `--redis`.
     pub fn extra_server_args(&self) -> Vec<String> {
-        self.server_args.iter().chain(&self.trailing_server_args).cloned().collect()
+        let cluster = self.redis.iter().flat_map(|url| ["--cluster".to_owned(), url.clone()]);
+        self.server_args.iter().chain(&self.trailing_server_args).cloned().chain(cluster).collect()
     }
 
     /// The address of the running server named by `--server` and `--port`; a usage error unless it is on this

@@ -2,6 +2,7 @@
 //! CONNECTEDUSERS (docs/protocol.md 2.1 and 4), each on its own connection, and log every accepted SEND for
 //! the delivery check.
 
+use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
@@ -131,6 +132,8 @@ impl WorkerOut {
 /// One worker's reusable state.
 struct Worker<'a> {
     pop: &'a Population,
+    /// The server node this thread talks to.
+    addr: SocketAddr,
     size: usize,
     rng: Rng,
     out: WorkerOut,
@@ -141,7 +144,7 @@ struct Worker<'a> {
 impl Worker<'_> {
     fn connected_users(&mut self, sender: u32) -> Result<(), String> {
         encode::connected_users(&mut self.buf, &self.pop.aliases[sender as usize]);
-        match wire::request(self.pop.addr, &self.buf, Op::ConnectedUsers, self.pop.timeout) {
+        match wire::request(self.addr, &self.buf, Op::ConnectedUsers, self.pop.timeout) {
             Ok(Reply::ConnectedUsers(UsersReply::List(_))) => Ok(()),
             Ok(other) => Err(format!("CONNECTEDUSERS answered {other:?}")),
             Err(e) => Err(format!("CONNECTEDUSERS: {e}")),
@@ -169,7 +172,7 @@ impl Worker<'_> {
         wire::message_text(&mut self.text, number, self.size);
         encode::send(&mut self.buf, &pop.aliases[sender as usize], &pop.aliases[recipient as usize], &self.text);
         let sent_ns = pop.clock.now_ns();
-        match wire::request(pop.addr, &self.buf, Op::Send, pop.timeout) {
+        match wire::request(self.addr, &self.buf, Op::Send, pop.timeout) {
             Ok(Reply::Send(SendReply::Accepted(id))) => {
                 let at_ns = pop.clock.now_ns();
                 self.out.accepted.push(Accepted { number, sender, recipient, id, sent_ns, at_ns, online });
@@ -203,7 +206,8 @@ pub fn run_mix(pop: &Population, plan: &MixPlan, threads: usize, show: bool) -> 
     let (out, window, issued) = drive(schedule, "mix", threads, show, Some(&pop.counters), |t, plan, live| {
         let rng = Rng::new(seed.wrapping_mul(1_000_003).wrapping_add(t as u64));
         let (buf, text) = (Vec::with_capacity(512), Vec::with_capacity(size));
-        let mut w = Worker { pop, size, rng, out: WorkerOut::default(), buf, text };
+        let addr = pop.nodes[t % pop.nodes.len()];
+        let mut w = Worker { pop, addr, size, rng, out: WorkerOut::default(), buf, text };
         while let Some(measured) = plan.next() {
             let kind = Kind::pick(mix, w.rng.below(total as usize) as u32);
             let sender = pop.online[w.rng.below(pop.online.len())];

@@ -21,6 +21,8 @@ pub const MAX_DEFAULT_OFFLINE_RECIPIENTS: usize = 1000;
 /// The users of the run and where they stand.
 pub struct Population {
     pub addr: SocketAddr,
+    /// Every server node; the mix's thread t talks to node t mod N (setup goes to `addr`).
+    pub nodes: Vec<SocketAddr>,
     pub aliases: Vec<String>,
     /// Users connected with a listener from the start (they send, and receive live deliveries).
     pub online: Vec<u32>,
@@ -52,6 +54,7 @@ impl Population {
             .collect();
         Population {
             addr,
+            nodes: vec![addr],
             aliases: (0..users).map(|i| format!("{prefix}{i}")).collect(),
             online,
             offline,

@@ -201,10 +201,14 @@ impl Drop for Spawned {
 }
 
 /// The server under test: its address, the child process when the bench started it, and the pid to sample.
+/// With `--cluster-nodes N`, the other nodes too (`addr` and `pid` are the first node's).
 pub struct Server {
     pub addr: SocketAddr,
     pub spawned: Option<Spawned>,
     pub pid: Option<u32>,
+    /// Every node's address, the first one included.
+    pub nodes: Vec<SocketAddr>,
+    others: Vec<Spawned>,
 }
 
 impl Server {
@@ -212,10 +216,18 @@ impl Server {
     /// connections (a refused connection is reported as such, before anything else is tried).
     pub fn start(target: &Target) -> Result<Server, BenchError> {
         if let Some(path) = &target.spawn_server {
-            let spawned = Spawned::server(path, &target.extra_server_args())
-                .map_err(|e| BenchError::Runtime(format!("cannot start the server: {e}")))?;
+            let start = || {
+                Spawned::server(path, &target.extra_server_args())
+                    .map_err(|e| BenchError::Runtime(format!("cannot start the server: {e}")))
+            };
+            let spawned = start()?;
+            let mut others = Vec::new();
+            for _ in 1..target.cluster_nodes {
+                others.push(start()?);
+            }
+            let nodes = std::iter::once(spawned.addr).chain(others.iter().map(|s| s.addr)).collect();
             let pid = Some(spawned.pid());
-            return Ok(Server { addr: spawned.addr, spawned: Some(spawned), pid });
+            return Ok(Server { addr: spawned.addr, spawned: Some(spawned), pid, nodes, others });
         }
         let addr = target.running_addr()?;
         if let Err(e) = crate::wire::probe(addr, target.timeout()) {
@@ -228,11 +240,18 @@ impl Server {
             };
             return Err(BenchError::Runtime(format!("cannot connect to the server at {addr}: {hint} ({e})")));
         }
-        Ok(Server { addr, spawned: None, pid: target.server_pid })
+        Ok(Server { addr, spawned: None, pid: target.server_pid, nodes: vec![addr], others: Vec::new() })
     }
 
-    /// Stops a spawned server; returns its exit status for the report (None for a server we did not start).
+    /// Stops the spawned server(s); returns the exit status of the first for the report (None for a server we did
+    /// not start).
     pub fn stop(self) -> Option<String> {
+        for other in self.others {
+            let status = other.stop();
+            if status != "0" && !status.contains("exit status: 0") {
+                eprintln!("bench: a cluster node ended with {status}");
+            }
+        }
         self.spawned.map(Spawned::stop)
     }
 }

@@ -43,6 +43,7 @@ pub fn run(args: &MixArgs) -> Result<bool, BenchError> {
     let wanted = args.offline_recipients.unwrap_or_else(|| args.connected.min(MAX_DEFAULT_OFFLINE_RECIPIENTS));
     let sizes = (args.users, args.connected, wanted);
     let mut pop = Population::new(server.addr, &prefix, sizes, args.target.timeout());
+    pop.nodes = server.nodes.clone();
     if args.mix.send_offline > 0 && pop.offline.is_empty() {
         return Err(BenchError::Usage("the mix sends to offline users but --offline-recipients is 0".into()));
     }
@@ -51,6 +52,14 @@ pub fn run(args: &MixArgs) -> Result<bool, BenchError> {
     json.open();
     json.str("tool", "bench");
     json.str("server", &server.addr.to_string());
+    json.num("nodes", server.nodes.len() as f64);
+    if server.nodes.len() > 1 && !args.output.json {
+        println!(
+            "{} server nodes on one Redis; client thread t talks to node t mod {}",
+            server.nodes.len(),
+            server.nodes.len()
+        );
+    }
     let load_start = load_average();
     json.str("load_avg_start", &load_start);
     json.field("config");
