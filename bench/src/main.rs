@@ -55,8 +55,33 @@ const EXIT_FAILED: u8 = 1;
 /// Exit status of a usage error.
 const EXIT_USAGE: u8 = 2;
 
+/// Set by SIGINT or SIGTERM: phases and waits end early, and the run stops the servers it started.
+static STOP: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Whether a signal asked the run to stop.
+pub fn stopping() -> bool {
+    STOP.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// On the first SIGINT or SIGTERM: one line, then the run winds down (servers stopped, report printed); on a
+/// second one, exit at once.
+fn watch_signals() {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let Ok(mut signals) = signal_hook::iterator::Signals::new([SIGINT, SIGTERM]) else { return };
+    let _ = std::thread::Builder::new().name("signals".into()).spawn(move || {
+        for sig in signals.forever() {
+            if STOP.swap(true, std::sync::atomic::Ordering::Relaxed) {
+                eprintln!("bench: signal {sig} again: exiting now");
+                std::process::exit(130);
+            }
+            eprintln!("bench: signal {sig}: ending the current phase and stopping the servers started");
+        }
+    });
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    watch_signals();
     let result = match cli.command {
         Some(Command::ServeTrivial(a)) => baseline::serve_trivial(a.kind, a.bind)
             .map(|()| true)

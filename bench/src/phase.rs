@@ -57,7 +57,7 @@ impl Plan {
     /// Whether another request may start; `Some(measured)` says whether it counts.
     pub fn next(&self) -> Option<bool> {
         let now = Instant::now();
-        if now >= self.deadline {
+        if now >= self.deadline || crate::stopping() {
             return None;
         }
         if let Some(n) = self.count {

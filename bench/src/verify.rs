@@ -162,8 +162,8 @@ pub fn wait_for(counters: &Counters, messages: u64, acks: u64, limit: Duration, 
         if m >= messages && a >= acks {
             break true;
         }
-        if started.elapsed() >= limit {
-            bar.note(&format!("gave up after {limit:?}: {m}/{messages} messages, {a}/{acks} acks"));
+        if started.elapsed() >= limit || crate::stopping() {
+            bar.note(&format!("gave up after {:?}: {m}/{messages} messages, {a}/{acks} acks", started.elapsed()));
             break false;
         }
         bar.update(m.min(messages) + a.min(acks), || format!("{m}/{messages} messages, {a}/{acks} acks"));
