@@ -12,6 +12,7 @@
 mod cli;
 mod format;
 mod input;
+mod logging;
 mod normalizer;
 mod output;
 mod receiver;
@@ -169,17 +170,7 @@ fn resolve(host: &str, port: u16) -> io::Result<SocketAddr> {
 /// Logging to stderr, `warn` unless `RUST_LOG` says otherwise, so that stdout holds only the session. With a
 /// line-editing terminal, log lines go through `output` so that they do not tear the prompt either.
 fn init_logging(output: Option<Output>) {
-    let mut builder = env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn"));
-    builder.format(|buf, record| {
-        let level = match record.level() {
-            log::Level::Error => "error",
-            log::Level::Warn => "warning",
-            log::Level::Info => "info",
-            log::Level::Debug => "debug",
-            log::Level::Trace => "trace",
-        };
-        writeln!(buf, "{level}: {}", record.args())
-    });
+    let mut builder = crate::logging::builder();
     if let Some(output) = output {
         builder.target(env_logger::Target::Pipe(Box::new(output.diagnostics())));
     }

@@ -9,17 +9,7 @@ use super::event::Event;
 /// Log lines (warnings and errors unless `RUST_LOG` asks for more) go to the UI loop as [`Event::Log`], to be
 /// shown on the status line: while the TUI runs, nothing else may write to the terminal.
 pub(super) fn init_logging(events: Sender<Event>) {
-    let mut builder = env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn"));
-    builder.format(|buf, record| {
-        let level = match record.level() {
-            log::Level::Error => "error",
-            log::Level::Warn => "warning",
-            log::Level::Info => "info",
-            log::Level::Debug => "debug",
-            log::Level::Trace => "trace",
-        };
-        writeln!(buf, "{level}: {}", record.args())
-    });
+    let mut builder = crate::logging::builder();
     builder.target(env_logger::Target::Pipe(Box::new(LogPipe { events, pending: Vec::new() })));
     builder.init();
 }
