@@ -23,7 +23,6 @@ mod signals;
 mod tui;
 
 use std::io::{self, IsTerminal, Write};
-use std::net::{SocketAddr, ToSocketAddrs};
 use std::process::ExitCode;
 #[cfg(unix)]
 use std::sync::{Mutex, PoisonError};
@@ -73,7 +72,7 @@ fn main() -> ExitCode {
 
     // No connection is opened before the first command: an empty connection crashes the original servers
     // (docs/compatibility.md), so a server that is down is reported by the first command's reason line.
-    let server = match resolve(&args.server, args.port) {
+    let server = match args.server_address() {
         Ok(addr) => addr,
         Err(e) => {
             eprintln!("error: cannot resolve server {}:{}: {e}", args.server, args.port);
@@ -154,17 +153,6 @@ fn main() -> ExitCode {
 fn run(jobs: &Sender<Job>, done: &Receiver<Done>, command: Command) -> Result<Done, ()> {
     jobs.send(Job { command, origin: Origin::User }).map_err(|_| ())?;
     done.recv().map_err(|_| ())
-}
-
-/// The server's address, IPv4 first (the protocol runs over IPv4; `localhost` may list `::1` first).
-fn resolve(host: &str, port: u16) -> io::Result<SocketAddr> {
-    let addrs: Vec<SocketAddr> = (host, port).to_socket_addrs()?.collect();
-    addrs
-        .iter()
-        .find(|a| a.is_ipv4())
-        .or_else(|| addrs.first())
-        .copied()
-        .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "the name has no address"))
 }
 
 /// Logging to stderr, `warn` unless `RUST_LOG` says otherwise, so that stdout holds only the session. With a

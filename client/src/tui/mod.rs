@@ -28,7 +28,6 @@ pub mod worker;
 
 use std::collections::BTreeMap;
 use std::io::{self, IsTerminal, Write};
-use std::net::{SocketAddr, ToSocketAddrs};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -84,7 +83,7 @@ pub fn run(args: Args) -> ExitCode {
     let target = format!("{}:{}", args.server, args.port);
     // As the shell, no connection before the first command (docs/protocol.md, section 8, "Client: talking to a
     // server"): a server that is down is reported by the first request.
-    let server = match resolve(&args.server, args.port) {
+    let server = match args.server_address() {
         Ok(addr) => addr,
         Err(e) => {
             eprintln!("error: cannot resolve server {target}: {e}");
@@ -233,17 +232,6 @@ fn save_history(app: &mut App, history: &History) {
     if let Err(e) = history.save(&owner, &app.conversations) {
         app.update(Event::Log(format!("cannot save the history in {}: {e}", history.dir().display())));
     }
-}
-
-/// The server's address, IPv4 first (the protocol runs over IPv4; `localhost` may list `::1` first).
-fn resolve(host: &str, port: u16) -> io::Result<SocketAddr> {
-    let addrs: Vec<SocketAddr> = (host, port).to_socket_addrs()?.collect();
-    addrs
-        .iter()
-        .find(|a| a.is_ipv4())
-        .or_else(|| addrs.first())
-        .copied()
-        .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "the name has no address"))
 }
 
 // ----- the terminal
