@@ -16,6 +16,21 @@ pub(super) fn failure(op: &str, e: &redis::RedisError) {
     log::error!("cluster: {op} failed on Redis: {e}");
 }
 
+/// The status a script's reply stands for: the one paired in `codes` with its first string, `fail` for any other
+/// reply. A Redis error is logged as a failure of `op` and answered with `fail` too.
+fn status_of<T: Copy>(op: &str, result: &redis::RedisResult<Vec<String>>, codes: &[(&str, T)], fail: T) -> T {
+    match result {
+        Ok(out) => {
+            let first = out.first().map(String::as_str);
+            codes.iter().find(|(code, _)| Some(*code) == first).map_or(fail, |&(_, status)| status)
+        }
+        Err(e) => {
+            failure(op, e);
+            fail
+        }
+    }
+}
+
 impl Backend for RedisStore {
     type Ticket = RedisTicket;
 
@@ -30,15 +45,8 @@ impl Backend for RedisStore {
                 s.scripts.register.key(&keys(alias)[..]).arg(full_name).arg(birth_date).arg(reg).invoke(con)?;
             Ok(out)
         });
-        let status = match result.as_deref().map(|o| o.first().map(String::as_str)) {
-            Ok(Some("0")) => RegisterStatus::Ok,
-            Ok(Some("1")) => RegisterStatus::AliasInUse,
-            Ok(_) => RegisterStatus::Fail,
-            Err(e) => {
-                failure("REGISTER", e);
-                RegisterStatus::Fail
-            }
-        };
+        let codes = [("0", RegisterStatus::Ok), ("1", RegisterStatus::AliasInUse)];
+        let status = status_of("REGISTER", &result, &codes, RegisterStatus::Fail);
         (status, None)
     }
 
@@ -52,15 +60,8 @@ impl Backend for RedisStore {
             }
             Ok(out)
         });
-        let status = match result.as_deref().map(|o| o.first().map(String::as_str)) {
-            Ok(Some("0")) => UnregisterStatus::Ok,
-            Ok(Some("1")) => UnregisterStatus::NoSuchUser,
-            Ok(_) => UnregisterStatus::Fail,
-            Err(e) => {
-                failure("UNREGISTER", e);
-                UnregisterStatus::Fail
-            }
-        };
+        let codes = [("0", UnregisterStatus::Ok), ("1", UnregisterStatus::NoSuchUser)];
+        let status = status_of("UNREGISTER", &result, &codes, UnregisterStatus::Fail);
         (status, None)
     }
 
@@ -114,16 +115,9 @@ impl Backend for RedisStore {
             }
             Ok(out)
         });
-        match result.as_deref().map(|o| o.first().map(String::as_str)) {
-            Ok(Some("0")) => DisconnectStatus::Ok,
-            Ok(Some("1")) => DisconnectStatus::NoSuchUser,
-            Ok(Some("2")) => DisconnectStatus::NotConnected,
-            Ok(_) => DisconnectStatus::Fail,
-            Err(e) => {
-                failure("DISCONNECT", e);
-                DisconnectStatus::Fail
-            }
-        }
+        let codes =
+            [("0", DisconnectStatus::Ok), ("1", DisconnectStatus::NoSuchUser), ("2", DisconnectStatus::NotConnected)];
+        status_of("DISCONNECT", &result, &codes, DisconnectStatus::Fail)
     }
 
     fn send(
