@@ -103,28 +103,9 @@ fn main() -> ExitCode {
     };
     loop {
         let command = match source.read() {
-            Input::Line(line) => match shell::parse(&line) {
-                Parsed::Empty => continue,
-                Parsed::Error(text) => {
-                    output.line(&text);
-                    continue;
-                }
-                Parsed::Help => {
-                    for line in shell::help_lines() {
-                        output.line(&line);
-                    }
-                    continue;
-                }
-                Parsed::Unknown(text) => {
-                    // The spec's line for scripts on stdout; the list, an explanation, with the notes.
-                    output.line(&text);
-                    output.note("Commands (HELP shows this list):");
-                    for line in shell::help_lines() {
-                        output.note(&line);
-                    }
-                    continue;
-                }
-                Parsed::Command(c) => c,
+            Input::Line(line) => match command_of(&line, &output) {
+                Some(c) => c,
+                None => continue,
             },
             Input::End => {
                 // End of input leaves the cursor after the prompt: QUIT's lines start on a fresh one.
@@ -143,6 +124,34 @@ fn main() -> ExitCode {
                 return ExitCode::FAILURE;
             }
         }
+    }
+}
+
+/// The command a typed line asks the sender for; `None` when the line is answered here (an empty line, a syntax
+/// error, HELP, an unknown command).
+fn command_of(line: &str, output: &Output) -> Option<Command> {
+    match shell::parse(line) {
+        Parsed::Empty => None,
+        Parsed::Error(text) => {
+            output.line(&text);
+            None
+        }
+        Parsed::Help => {
+            for line in shell::help_lines() {
+                output.line(&line);
+            }
+            None
+        }
+        Parsed::Unknown(text) => {
+            // The spec's line for scripts on stdout; the list, an explanation, with the notes.
+            output.line(&text);
+            output.note("Commands (HELP shows this list):");
+            for line in shell::help_lines() {
+                output.note(&line);
+            }
+            None
+        }
+        Parsed::Command(c) => Some(c),
     }
 }
 
