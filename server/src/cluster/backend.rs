@@ -6,6 +6,7 @@ use std::io;
 use std::net::{IpAddr, SocketAddr};
 
 use protocol::{ConnectStatus, DisconnectStatus, RegisterStatus, SendReply, UnregisterStatus, UsersReply};
+use redis::{Script, ScriptInvocation};
 
 use super::ticket::{encode, parse_job, RedisTicket};
 use super::{keys, RedisStore, ONLINE_KEY, REG_KEY};
@@ -216,14 +217,8 @@ impl Backend for RedisStore {
     fn next_job(&self, ticket: &RedisTicket) -> Option<Job> {
         let s = &self.inner;
         let result = s.pool.run(|con| {
-            let out: Vec<String> = s
-                .scripts
-                .next_job
-                .key(&keys(&ticket.alias)[..3])
-                .arg(&ticket.reg)
-                .arg(&ticket.token)
-                .arg(s.claim_ttl_ms)
-                .invoke(con)?;
+            let out: Vec<String> =
+                self.holder_call(&s.scripts.next_job, ticket, &keys(&ticket.alias)[..3]).invoke(con)?;
             Ok(out)
         });
         match result {
@@ -252,13 +247,8 @@ impl Backend for RedisStore {
             Entry::Ack { .. } => String::new(),
         };
         let result = s.pool.run(|con| {
-            let out: Vec<String> = s
-                .scripts
-                .delivered
-                .key(&keys(&ticket.alias)[..])
-                .arg(&ticket.reg)
-                .arg(&ticket.token)
-                .arg(s.claim_ttl_ms)
+            let out: Vec<String> = self
+                .holder_call(&s.scripts.delivered, ticket, &keys(&ticket.alias)[..])
                 .arg(job.number)
                 .arg(&owed)
                 .invoke(con)?;
@@ -294,15 +284,8 @@ impl Backend for RedisStore {
     fn failed(&self, ticket: &RedisTicket, job: &Job) -> bool {
         let s = &self.inner;
         let result = s.pool.run(|con| {
-            let out: Vec<String> = s
-                .scripts
-                .failed
-                .key(&keys(&ticket.alias)[..3])
-                .arg(&ticket.reg)
-                .arg(&ticket.token)
-                .arg(s.claim_ttl_ms)
-                .arg(job.epoch)
-                .invoke(con)?;
+            let out: Vec<String> =
+                self.holder_call(&s.scripts.failed, ticket, &keys(&ticket.alias)[..3]).arg(job.epoch).invoke(con)?;
             if out.first().is_some_and(|r| r == "off") {
                 self.offline(con, &ticket.alias)?;
             }
@@ -323,6 +306,14 @@ impl Backend for RedisStore {
 }
 
 impl RedisStore {
+    /// A call of `script` by the holder of `ticket`: `keys`, then the claim (registration and token) and the
+    /// claim's TTL; the caller adds the script's own arguments.
+    fn holder_call<'a>(&self, script: &'a Script, ticket: &RedisTicket, keys: &[String]) -> ScriptInvocation<'a> {
+        let mut call = script.prepare_invoke();
+        call.key(keys).arg(&ticket.reg).arg(&ticket.token).arg(self.inner.claim_ttl_ms);
+        call
+    }
+
     /// CONNECT (`old` = None) or the take-over of the dead session `old`.
     fn take_over_epoch(&self, alias: &str, old: Option<u64>, addr: SocketAddr) -> (ConnectStatus, u64) {
         let s = &self.inner;
