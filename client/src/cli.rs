@@ -1,5 +1,7 @@
 //! Command-line flags (README.md, and docs/protocol.md, section "Client").
 
+use std::io;
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 
 use clap::Parser;
@@ -59,6 +61,19 @@ pub struct Args {
     /// ~/.local/share/msgclient on Linux].
     #[arg(long, env = "MSG_HISTORY_DIR", value_name = "DIR")]
     pub history_dir: Option<PathBuf>,
+}
+
+impl Args {
+    /// The server's address, IPv4 first (the protocol runs over IPv4; `localhost` may list `::1` first).
+    pub fn server_address(&self) -> io::Result<SocketAddr> {
+        let addrs: Vec<SocketAddr> = (self.server.as_str(), self.port).to_socket_addrs()?.collect();
+        addrs
+            .iter()
+            .find(|a| a.is_ipv4())
+            .or_else(|| addrs.first())
+            .copied()
+            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "the name has no address"))
+    }
 }
 
 #[cfg(test)]

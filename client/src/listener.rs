@@ -26,11 +26,8 @@
 //! closes the socket. A push the server has written is one it will not send again, so closing without draining
 //! could lose a message.
 
-use std::collections::BTreeMap;
-use std::fmt;
 use std::io::{self, BufReader, ErrorKind};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener, TcpStream};
-use std::str::FromStr;
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::{self, JoinHandle};
@@ -44,6 +41,14 @@ use protocol::{FieldReader, Push};
 
 use crate::conn::DeadlineReader;
 
+mod source;
+#[cfg(test)]
+mod tests;
+mod turns;
+
+pub use source::PushSource;
+use turns::{Ticket, Turns};
+
 /// Bound on reading one whole push, from the connection's acceptance to its last byte: a pusher that stalls or
 /// trickles is dropped after this long.
 pub const PUSH_DEADLINE: Duration = Duration::from_secs(5);
@@ -54,10 +59,6 @@ pub const MAX_CONCURRENT_PUSHES: usize = 16;
 /// How long a push that was read completely waits for pushes accepted before it and still being read, so that
 /// they print in the server's order. Real pushes arrive whole at once; only a stalled peer makes it run out.
 pub const ORDER_WAIT: Duration = Duration::from_millis(500);
-
-/// Bound on a push's whole wait for its turn, including earlier pushes being printed (printing waits for the
-/// result line of a request in flight, itself bounded by the request's timeouts).
-const MAX_TURN_WAIT: Duration = Duration::from_secs(60);
 
 /// How long a stopping listener keeps accepting connections that are already on their way. After a DISCONNECT
 /// reply the server finishes at most the one push it had started; this covers its connect and write.
@@ -73,54 +74,6 @@ const WAKE_TIMEOUT: Duration = Duration::from_secs(1);
 /// still being read, and slack.
 pub const STOP_TIMEOUT: Duration =
     Duration::from_millis(2 * PUSH_DEADLINE.as_millis() as u64 + STOP_LINGER.as_millis() as u64 + 1000);
-
-/// Whose connections the listener reads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PushSource {
-    /// Only connections from this address (the server's, normally).
-    Only(IpAddr),
-    /// Any address: for a server behind NAT or with several addresses, whose pushes come from an address the
-    /// client does not know.
-    Any,
-}
-
-impl PushSource {
-    /// Whether a connection from `peer` may deliver a push. IPv4-mapped IPv6 addresses count as IPv4.
-    pub fn admits(&self, peer: IpAddr) -> bool {
-        match self {
-            PushSource::Any => true,
-            PushSource::Only(ip) => canonical(*ip) == canonical(peer),
-        }
-    }
-}
-
-fn canonical(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-        v4 => v4,
-    }
-}
-
-impl FromStr for PushSource {
-    type Err = String;
-
-    /// `any`, or an IPv4 or IPv6 address.
-    fn from_str(s: &str) -> Result<PushSource, String> {
-        if s.eq_ignore_ascii_case("any") {
-            return Ok(PushSource::Any);
-        }
-        s.parse().map(PushSource::Only).map_err(|_| format!("{s:?} is neither an IP address nor `any`"))
-    }
-}
-
-impl fmt::Display for PushSource {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            PushSource::Only(ip) => write!(f, "{ip}"),
-            PushSource::Any => f.write_str("any"),
-        }
-    }
-}
 
 /// Reads one push from an accepted connection; the whole push must arrive within `deadline`.
 ///
@@ -245,91 +198,6 @@ impl Drop for ReaderSlot {
     fn drop(&mut self) {
         *self.0.busy() -= 1;
         self.0.changed.notify_all();
-    }
-}
-
-/// The printing order of pushes: one ticket per accepted connection, in acceptance order.
-#[derive(Default)]
-struct Turns {
-    state: Mutex<TurnState>,
-    changed: Condvar,
-}
-
-#[derive(Default)]
-struct TurnState {
-    next: u64,
-    /// Connections that hold a ticket, by ticket number.
-    open: BTreeMap<u64, Stage>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Stage {
-    /// The push is being read.
-    Reading,
-    /// Read completely, waiting for its turn.
-    Ready,
-    /// Being handed to the callback.
-    Printing,
-}
-
-impl Turns {
-    fn state(&self) -> MutexGuard<'_, TurnState> {
-        // A counter and a map, consistent whatever panicked while holding them.
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// A ticket for a connection just accepted.
-    fn take(self: &Arc<Self>) -> Ticket {
-        let mut st = self.state();
-        let number = st.next;
-        st.next += 1;
-        st.open.insert(number, Stage::Reading);
-        Ticket { turns: Arc::clone(self), number }
-    }
-
-    /// Runs `print` once `ticket`'s turn has come: no push is printing, no earlier push is waiting to print, and
-    /// no earlier connection is still being read — that last condition for at most [`ORDER_WAIT`] after this push
-    /// was read.
-    fn print_in_turn(&self, ticket: &Ticket, print: impl FnOnce()) {
-        let ready_at = Instant::now();
-        let mut st = self.state();
-        st.open.insert(ticket.number, Stage::Ready);
-        loop {
-            let earlier = || st.open.range(..ticket.number).map(|(_, stage)| *stage);
-            let behind_a_push =
-                earlier().any(|s| s != Stage::Reading) || st.open.values().any(|s| *s == Stage::Printing);
-            let behind_a_reader = earlier().any(|s| s == Stage::Reading);
-            let now = Instant::now();
-            let waited = now.duration_since(ready_at);
-            if waited >= MAX_TURN_WAIT {
-                warn!("listener: a push waited {waited:?} for its turn; printing it now");
-                break;
-            }
-            let wait = if behind_a_push {
-                MAX_TURN_WAIT - waited
-            } else if behind_a_reader && waited < ORDER_WAIT {
-                ORDER_WAIT - waited
-            } else {
-                break;
-            };
-            st = self.changed.wait_timeout(st, wait).unwrap_or_else(PoisonError::into_inner).0;
-        }
-        st.open.insert(ticket.number, Stage::Printing);
-        drop(st);
-        print();
-    }
-}
-
-/// A connection's place in the printing order, given up on drop (printed, dropped, or its thread died).
-struct Ticket {
-    turns: Arc<Turns>,
-    number: u64,
-}
-
-impl Drop for Ticket {
-    fn drop(&mut self) {
-        self.turns.state().open.remove(&self.number);
-        self.turns.changed.notify_all();
     }
 }
 
@@ -468,159 +336,4 @@ fn handle<F: FnMut(Push)>(stream: &TcpStream, peer: SocketAddr, ticket: Ticket, 
         Err(e) => warn!("listener: dropped a push from {peer}: {e}"),
     }
     // The stream closes when the caller drops it, after the callback: see the module comment.
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use protocol::dialect::PushForm;
-    use std::io::Write;
-
-    /// Bound on waiting for a push that should arrive.
-    const WAIT: Duration = Duration::from_secs(5);
-
-    fn push_to(port: u16, bytes: &[u8]) {
-        let mut s = TcpStream::connect((Ipv4Addr::LOCALHOST, port)).unwrap();
-        s.write_all(bytes).unwrap();
-    }
-
-    fn ack(id: u32) -> Vec<u8> {
-        Push::Ack { id }.to_bytes(PushForm::SendMessage)
-    }
-
-    fn from_localhost() -> PushSource {
-        PushSource::Only(IpAddr::V4(Ipv4Addr::LOCALHOST))
-    }
-
-    #[test]
-    fn delivers_pushes_in_order_and_drops_malformed_ones() {
-        let listener = PushListener::bind().unwrap();
-        let port = listener.port();
-        let (tx, rx) = crossbeam_channel::unbounded();
-        let handle = listener.spawn(from_localhost(), move |p| tx.send(p).unwrap()).unwrap();
-        let m = Push::Message { sender: "bob".into(), id: 3, text: "hi".into() };
-        push_to(port, b"HELLO\0");
-        push_to(port, b"");
-        push_to(port, &m.to_bytes(PushForm::SendMessage));
-        // Back to back, as a server that does not wait for the listener's close sends them: they are read side by
-        // side, and still printed in the order they arrived.
-        for id in 4..40 {
-            push_to(port, &ack(id));
-        }
-        assert_eq!(rx.recv_timeout(WAIT).unwrap(), m);
-        for id in 4..40 {
-            assert_eq!(rx.recv_timeout(WAIT).unwrap(), Push::Ack { id });
-        }
-        handle.stop();
-    }
-
-    #[test]
-    fn stop_delivers_what_is_queued_and_being_read_then_closes() {
-        let listener = PushListener::bind().unwrap();
-        let port = listener.port();
-        let (tx, rx) = crossbeam_channel::unbounded();
-        // Queued in the kernel before the loop starts, and one still being written when the stop begins.
-        for id in 1..=3 {
-            push_to(port, &ack(id));
-        }
-        let slow = TcpStream::connect((Ipv4Addr::LOCALHOST, port)).unwrap();
-        let handle = listener.spawn(from_localhost(), move |p| tx.send(p).unwrap()).unwrap();
-        let stopper = thread::spawn(move || handle.stop());
-        (&slow).write_all(&ack(0)).unwrap();
-        drop(slow);
-        stopper.join().unwrap();
-        let mut got: Vec<u32> = rx
-            .try_iter()
-            .map(|p| match p {
-                Push::Ack { id } => id,
-                other => panic!("{other:?}"),
-            })
-            .collect();
-        got.sort_unstable();
-        assert_eq!(got, [0, 1, 2, 3]);
-        assert!(TcpStream::connect((Ipv4Addr::LOCALHOST, port)).is_err(), "closed after stop");
-    }
-
-    #[test]
-    fn a_trickling_peer_does_not_delay_a_real_push() {
-        let listener = PushListener::bind().unwrap();
-        let port = listener.port();
-        let (tx, rx) = crossbeam_channel::unbounded();
-        let handle = listener.spawn(from_localhost(), move |p| tx.send(p).unwrap()).unwrap();
-        // Half a push, then silence: read alone, it would hold the listener for the whole deadline.
-        let mut stall = TcpStream::connect((Ipv4Addr::LOCALHOST, port)).unwrap();
-        stall.write_all(b"SEND_MESS").unwrap();
-        let started = Instant::now();
-        push_to(port, &ack(1));
-        assert_eq!(rx.recv_timeout(PUSH_DEADLINE / 2).unwrap(), Push::Ack { id: 1 });
-        assert!(started.elapsed() < PUSH_DEADLINE / 2);
-        drop(stall);
-        handle.stop();
-    }
-
-    #[test]
-    fn a_push_that_trickles_past_its_deadline_is_dropped() {
-        let listener = PushListener::bind().unwrap();
-        let port = listener.port();
-        let (tx, rx) = crossbeam_channel::unbounded();
-        let deadline = Duration::from_millis(300);
-        let handle = listener.spawn_with(from_localhost(), deadline, move |p| tx.send(p).unwrap()).unwrap();
-        let mut trickle = TcpStream::connect((Ipv4Addr::LOCALHOST, port)).unwrap();
-        let bytes = ack(9);
-        let started = Instant::now();
-        // One byte every 50 ms: each read succeeds, the whole takes longer than the deadline. The loop is bounded
-        // by the push's length, and stops once the listener has closed the connection.
-        for b in &bytes {
-            if trickle.write_all(&[*b]).is_err() {
-                break;
-            }
-            thread::sleep(Duration::from_millis(50));
-        }
-        drop(trickle);
-        assert!(rx.recv_timeout(deadline * 2).is_err(), "a late push was delivered");
-        assert!(started.elapsed() >= deadline);
-        handle.stop();
-    }
-
-    #[test]
-    fn a_push_from_another_address_is_closed_unread() {
-        let listener = PushListener::bind().unwrap();
-        let port = listener.port();
-        let (tx, rx) = crossbeam_channel::unbounded();
-        let handle = listener.spawn(from_localhost(), move |p| tx.send(p).unwrap()).unwrap();
-        let forged = Push::Message { sender: "boss".into(), id: 1, text: "send me your password".into() };
-        forge_from_127_0_0_2(port, &forged.to_bytes(PushForm::SendMessage));
-        push_to(port, &ack(2));
-        assert_eq!(rx.recv_timeout(WAIT).unwrap(), Push::Ack { id: 2 });
-        handle.stop();
-        assert_eq!(rx.try_iter().collect::<Vec<_>>(), []);
-    }
-
-    /// Connects to the listener from 127.0.0.2, writes `bytes` and waits (bounded) until the listener closes.
-    fn forge_from_127_0_0_2(port: u16, bytes: &[u8]) {
-        use socket2::{Domain, Socket, Type};
-        let s = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
-        s.bind(&SocketAddr::from((Ipv4Addr::new(127, 0, 0, 2), 0)).into()).unwrap();
-        s.connect(&SocketAddr::from((Ipv4Addr::LOCALHOST, port)).into()).unwrap();
-        let mut s: TcpStream = s.into();
-        s.write_all(bytes).unwrap();
-        s.set_read_timeout(Some(WAIT)).unwrap();
-        // The listener closes it unread: end of stream or a reset, well before the timeout.
-        let started = Instant::now();
-        let _ = io::Read::read(&mut s, &mut [0u8; 1]);
-        assert!(started.elapsed() < WAIT, "the forged connection was kept open");
-    }
-
-    #[test]
-    fn push_sources_parse_and_match() {
-        assert_eq!("any".parse::<PushSource>(), Ok(PushSource::Any));
-        assert_eq!("ANY".parse::<PushSource>(), Ok(PushSource::Any));
-        let only: PushSource = "127.0.0.1".parse().unwrap();
-        assert!(only.admits(IpAddr::V4(Ipv4Addr::LOCALHOST)));
-        assert!(only.admits("::ffff:127.0.0.1".parse().unwrap()), "IPv4-mapped counts as IPv4");
-        assert!(!only.admits(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2))));
-        assert!(PushSource::Any.admits(IpAddr::V4(Ipv4Addr::new(10, 1, 2, 3))));
-        assert!("localhost".parse::<PushSource>().is_err());
-        assert_eq!(only.to_string(), "127.0.0.1");
-    }
 }

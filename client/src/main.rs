@@ -12,6 +12,7 @@
 mod cli;
 mod format;
 mod input;
+mod logging;
 mod normalizer;
 mod output;
 mod receiver;
@@ -22,7 +23,6 @@ mod signals;
 mod tui;
 
 use std::io::{self, IsTerminal, Write};
-use std::net::{SocketAddr, ToSocketAddrs};
 use std::process::ExitCode;
 #[cfg(unix)]
 use std::sync::{Mutex, PoisonError};
@@ -72,7 +72,7 @@ fn main() -> ExitCode {
 
     // No connection is opened before the first command: an empty connection crashes the original servers
     // (docs/compatibility.md), so a server that is down is reported by the first command's reason line.
-    let server = match resolve(&args.server, args.port) {
+    let server = match args.server_address() {
         Ok(addr) => addr,
         Err(e) => {
             eprintln!("error: cannot resolve server {}:{}: {e}", args.server, args.port);
@@ -103,28 +103,9 @@ fn main() -> ExitCode {
     };
     loop {
         let command = match source.read() {
-            Input::Line(line) => match shell::parse(&line) {
-                Parsed::Empty => continue,
-                Parsed::Error(text) => {
-                    output.line(&text);
-                    continue;
-                }
-                Parsed::Help => {
-                    for line in shell::help_lines() {
-                        output.line(&line);
-                    }
-                    continue;
-                }
-                Parsed::Unknown(text) => {
-                    // The spec's line for scripts on stdout; the list, an explanation, with the notes.
-                    output.line(&text);
-                    output.note("Commands (HELP shows this list):");
-                    for line in shell::help_lines() {
-                        output.note(&line);
-                    }
-                    continue;
-                }
-                Parsed::Command(c) => c,
+            Input::Line(line) => match command_of(&line, &output) {
+                Some(c) => c,
+                None => continue,
             },
             Input::End => {
                 // End of input leaves the cursor after the prompt: QUIT's lines start on a fresh one.
@@ -146,6 +127,34 @@ fn main() -> ExitCode {
     }
 }
 
+/// The command a typed line asks the sender for; `None` when the line is answered here (an empty line, a syntax
+/// error, HELP, an unknown command).
+fn command_of(line: &str, output: &Output) -> Option<Command> {
+    match shell::parse(line) {
+        Parsed::Empty => None,
+        Parsed::Error(text) => {
+            output.line(&text);
+            None
+        }
+        Parsed::Help => {
+            for line in shell::help_lines() {
+                output.line(&line);
+            }
+            None
+        }
+        Parsed::Unknown(text) => {
+            // The spec's line for scripts on stdout; the list, an explanation, with the notes.
+            output.line(&text);
+            output.note("Commands (HELP shows this list):");
+            for line in shell::help_lines() {
+                output.note(&line);
+            }
+            None
+        }
+        Parsed::Command(c) => Some(c),
+    }
+}
+
 /// Hands `command` to the sender and waits until its result is printed.
 ///
 /// The wait has no timeout of its own: every step of a command is bounded (connect, write, reads, the web
@@ -155,31 +164,10 @@ fn run(jobs: &Sender<Job>, done: &Receiver<Done>, command: Command) -> Result<Do
     done.recv().map_err(|_| ())
 }
 
-/// The server's address, IPv4 first (the protocol runs over IPv4; `localhost` may list `::1` first).
-fn resolve(host: &str, port: u16) -> io::Result<SocketAddr> {
-    let addrs: Vec<SocketAddr> = (host, port).to_socket_addrs()?.collect();
-    addrs
-        .iter()
-        .find(|a| a.is_ipv4())
-        .or_else(|| addrs.first())
-        .copied()
-        .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "the name has no address"))
-}
-
 /// Logging to stderr, `warn` unless `RUST_LOG` says otherwise, so that stdout holds only the session. With a
 /// line-editing terminal, log lines go through `output` so that they do not tear the prompt either.
 fn init_logging(output: Option<Output>) {
-    let mut builder = env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn"));
-    builder.format(|buf, record| {
-        let level = match record.level() {
-            log::Level::Error => "error",
-            log::Level::Warn => "warning",
-            log::Level::Info => "info",
-            log::Level::Debug => "debug",
-            log::Level::Trace => "trace",
-        };
-        writeln!(buf, "{level}: {}", record.args())
-    });
+    let mut builder = crate::logging::builder();
     if let Some(output) = output {
         builder.target(env_logger::Target::Pipe(Box::new(output.diagnostics())));
     }

@@ -5,10 +5,9 @@
 //! lines) or from the signal thread (Ctrl-C); each user command is answered with a [`Done`] once its line is
 //! printed, so the prompt comes back only after the result.
 
-use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::thread::{self, JoinHandle};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use client::conn::{self, ConnError, DEFAULT_TIMEOUT};
 use client::listener::{ListenerHandle, PushSource};
@@ -23,6 +22,10 @@ use crate::output::Output;
 use crate::receiver;
 use crate::shell::Command;
 
+mod acks;
+
+use acks::{AckTracker, MAX_TRACKED_ACKS};
+
 /// How long a DISCONNECT (or QUIT) waits for the acknowledgements of the messages sent just before it.
 ///
 /// On a live connection an acknowledgement follows its SEND within milliseconds; waiting this little lets a
@@ -32,9 +35,6 @@ pub const ACK_GRACE: Duration = Duration::from_millis(1000);
 
 /// The reason given when SEND or CONNECTEDUSERS has no user to act as.
 const NO_CURRENT_USER: &str = "no current user: REGISTER or CONNECT first";
-
-/// Most acknowledgements tracked at once (messages to users who stay offline are never acknowledged).
-const MAX_TRACKED_ACKS: usize = 10_000;
 
 /// Where a command came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -359,66 +359,6 @@ pub(crate) fn field_problem(req: &Request) -> Option<String> {
     })
 }
 
-/// The acknowledgements still expected for messages this session sent while connected.
-struct AckTracker {
-    rx: Option<Receiver<u32>>,
-    outstanding: HashSet<u32>,
-    last_send: Option<Instant>,
-}
-
-impl AckTracker {
-    fn new() -> AckTracker {
-        AckTracker { rx: None, outstanding: HashSet::new(), last_send: None }
-    }
-
-    /// Starts tracking for a new listener, whose acknowledgements arrive on `rx`.
-    fn reset(&mut self, rx: Receiver<u32>) {
-        self.clear();
-        self.rx = Some(rx);
-    }
-
-    fn clear(&mut self) {
-        self.rx = None;
-        self.outstanding.clear();
-        self.last_send = None;
-    }
-
-    fn sent(&mut self, id: u32) {
-        if self.outstanding.len() < MAX_TRACKED_ACKS {
-            self.outstanding.insert(id);
-        }
-        self.last_send = Some(Instant::now());
-    }
-
-    /// Forgets the acknowledgements that already arrived.
-    fn drain(&mut self) {
-        if let Some(rx) = &self.rx {
-            for id in rx.try_iter() {
-                self.outstanding.remove(&id);
-            }
-        }
-    }
-
-    /// Waits, at most until [`ACK_GRACE`] after the last SEND, for the outstanding acknowledgements.
-    fn wait(&mut self) {
-        self.drain();
-        let (Some(rx), Some(last)) = (&self.rx, self.last_send) else { return };
-        let deadline = last + ACK_GRACE;
-        while !self.outstanding.is_empty() {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                break;
-            }
-            match rx.recv_timeout(left) {
-                Ok(id) => {
-                    self.outstanding.remove(&id);
-                }
-                Err(_) => break,
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -433,23 +373,5 @@ mod tests {
         let req = Request::Connect { alias: "a".repeat(256), port: 1 };
         assert_eq!(field_problem(&req).as_deref(), Some("the alias is 256 bytes long, the limit is 255"));
         assert_eq!(field_problem(&Request::Disconnect { alias: "a".repeat(255) }), None);
-    }
-
-    #[test]
-    fn ack_wait_is_bounded_and_ends_early_when_all_arrived() {
-        let mut acks = AckTracker::new();
-        let (tx, rx) = crossbeam_channel::unbounded();
-        acks.reset(rx);
-        acks.sent(1);
-        acks.sent(2);
-        tx.send(1).unwrap();
-        tx.send(2).unwrap();
-        let started = Instant::now();
-        acks.wait();
-        assert!(started.elapsed() < ACK_GRACE / 2);
-        acks.sent(3);
-        let started = Instant::now();
-        acks.wait();
-        assert!(started.elapsed() >= ACK_GRACE / 2 && started.elapsed() < ACK_GRACE * 2);
     }
 }

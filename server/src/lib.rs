@@ -14,6 +14,12 @@
 //! - [`journal`]: durability with `--data-dir`: the journal, recovery at start-up, compaction.
 //! - [`cluster`]: `--cluster redis://…`: the same store interface ([`store::Backend`]) on Redis, for several nodes.
 //!
+//! Where a change goes. A new operation: its request and reply in protocol (`request.rs`, `reply.rs`), a
+//! [`Backend`] method implemented by [`Store`] (`store/`, with a journal record in `journal/format.rs` when it
+//! changes state) and by `cluster::RedisStore` (`cluster/backend.rs`, its script in `cluster/scripts.rs`), an arm
+//! in [`handler`], and a row test in `tests/operations.rs`. A change to how pushes are delivered: [`delivery`]
+//! and the ticket methods of [`Backend`]. A new limit on connections: [`admission`] and a flag in `main.rs`.
+//!
 //! Tests and tools start a server in-process with [`Server::bind`] and [`Server::spawn`].
 
 pub mod admission;

@@ -22,12 +22,12 @@ pub mod editor;
 pub mod event;
 pub mod history;
 pub mod layout;
+mod logging;
 pub mod render;
 pub mod worker;
 
 use std::collections::BTreeMap;
 use std::io::{self, IsTerminal, Write};
-use std::net::{SocketAddr, ToSocketAddrs};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -45,6 +45,7 @@ use self::app::{App, Effect, Quit};
 use self::event::{Event, Job};
 use self::history::History;
 use self::layout::Theme;
+use self::logging::init_logging;
 use crate::cli::Args;
 use crate::normalizer::Mode;
 
@@ -82,7 +83,7 @@ pub fn run(args: Args) -> ExitCode {
     let target = format!("{}:{}", args.server, args.port);
     // As the shell, no connection before the first command (docs/protocol.md, section 8, "Client: talking to a
     // server"): a server that is down is reported by the first request.
-    let server = match resolve(&args.server, args.port) {
+    let server = match args.server_address() {
         Ok(addr) => addr,
         Err(e) => {
             eprintln!("error: cannot resolve server {target}: {e}");
@@ -233,17 +234,6 @@ fn save_history(app: &mut App, history: &History) {
     }
 }
 
-/// The server's address, IPv4 first (the protocol runs over IPv4; `localhost` may list `::1` first).
-fn resolve(host: &str, port: u16) -> io::Result<SocketAddr> {
-    let addrs: Vec<SocketAddr> = (host, port).to_socket_addrs()?.collect();
-    addrs
-        .iter()
-        .find(|a| a.is_ipv4())
-        .or_else(|| addrs.first())
-        .copied()
-        .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "the name has no address"))
-}
-
 // ----- the terminal
 
 /// Whether the terminal is in raw mode on the alternate screen (so that restoring happens once).
@@ -338,80 +328,4 @@ fn watch_signals(events: Sender<Event>) -> io::Result<()> {
         }
     })?;
     Ok(())
-}
-
-/// Log lines (warnings and errors unless `RUST_LOG` asks for more) go to the UI loop as [`Event::Log`], to be
-/// shown on the status line: while the TUI runs, nothing else may write to the terminal.
-fn init_logging(events: Sender<Event>) {
-    let mut builder = env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn"));
-    builder.format(|buf, record| {
-        let level = match record.level() {
-            log::Level::Error => "error",
-            log::Level::Warn => "warning",
-            log::Level::Info => "info",
-            log::Level::Debug => "debug",
-            log::Level::Trace => "trace",
-        };
-        writeln!(buf, "{level}: {}", record.args())
-    });
-    builder.target(env_logger::Target::Pipe(Box::new(LogPipe { events, pending: Vec::new() })));
-    builder.init();
-}
-
-/// Longest log line kept; the rest of a longer one is dropped (the status line shows one line anyway).
-const MAX_LOG_LINE: usize = 1024;
-
-/// An [`io::Write`] that turns each complete line into an [`Event::Log`]. It never blocks: when the UI loop is
-/// behind, a log line is dropped rather than stalling the thread that logged it.
-struct LogPipe {
-    events: Sender<Event>,
-    pending: Vec<u8>,
-}
-
-impl Write for LogPipe {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.pending.extend_from_slice(buf);
-        while let Some(end) = self.pending.iter().position(|&b| b == b'\n') {
-            let line: Vec<u8> = self.pending.drain(..=end).collect();
-            let text = String::from_utf8_lossy(&line[..line.len() - 1]).into_owned();
-            let _ = self.events.try_send(Event::Log(text));
-        }
-        self.pending.truncate(MAX_LOG_LINE);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn log_output_becomes_one_event_per_line() {
-        let (tx, rx) = bounded(8);
-        let mut pipe = LogPipe { events: tx, pending: Vec::new() };
-        pipe.write_all(b"warning: one\nwarning: tw").unwrap();
-        pipe.write_all(b"o\n").unwrap();
-        let lines: Vec<String> = rx
-            .try_iter()
-            .map(|e| match e {
-                Event::Log(l) => l,
-                other => panic!("{other:?}"),
-            })
-            .collect();
-        assert_eq!(lines, ["warning: one", "warning: two"]);
-    }
-
-    #[test]
-    fn a_full_queue_drops_log_lines_instead_of_blocking() {
-        let (tx, rx) = bounded(1);
-        let mut pipe = LogPipe { events: tx, pending: Vec::new() };
-        pipe.write_all(b"a\nb\nc\n").unwrap();
-        assert_eq!(rx.len(), 1);
-        pipe.write_all(&[b'x'; MAX_LOG_LINE * 2]).unwrap();
-        assert!(pipe.pending.len() <= MAX_LOG_LINE);
-    }
 }

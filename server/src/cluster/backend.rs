@@ -6,6 +6,7 @@ use std::io;
 use std::net::{IpAddr, SocketAddr};
 
 use protocol::{ConnectStatus, DisconnectStatus, RegisterStatus, SendReply, UnregisterStatus, UsersReply};
+use redis::{Script, ScriptInvocation};
 
 use super::ticket::{encode, parse_job, RedisTicket};
 use super::{keys, RedisStore, ONLINE_KEY, REG_KEY};
@@ -14,6 +15,21 @@ use crate::store::{Accepted, Backend, Delivered, Entry, Job};
 /// Logs a Redis error of `op` (the request then gets its generic failure).
 pub(super) fn failure(op: &str, e: &redis::RedisError) {
     log::error!("cluster: {op} failed on Redis: {e}");
+}
+
+/// The status a script's reply stands for: the one paired in `codes` with its first string, `fail` for any other
+/// reply. A Redis error is logged as a failure of `op` and answered with `fail` too.
+fn status_of<T: Copy>(op: &str, result: &redis::RedisResult<Vec<String>>, codes: &[(&str, T)], fail: T) -> T {
+    match result {
+        Ok(out) => {
+            let first = out.first().map(String::as_str);
+            codes.iter().find(|(code, _)| Some(*code) == first).map_or(fail, |&(_, status)| status)
+        }
+        Err(e) => {
+            failure(op, e);
+            fail
+        }
+    }
 }
 
 impl Backend for RedisStore {
@@ -30,15 +46,8 @@ impl Backend for RedisStore {
                 s.scripts.register.key(&keys(alias)[..]).arg(full_name).arg(birth_date).arg(reg).invoke(con)?;
             Ok(out)
         });
-        let status = match result.as_deref().map(|o| o.first().map(String::as_str)) {
-            Ok(Some("0")) => RegisterStatus::Ok,
-            Ok(Some("1")) => RegisterStatus::AliasInUse,
-            Ok(_) => RegisterStatus::Fail,
-            Err(e) => {
-                failure("REGISTER", e);
-                RegisterStatus::Fail
-            }
-        };
+        let codes = [("0", RegisterStatus::Ok), ("1", RegisterStatus::AliasInUse)];
+        let status = status_of("REGISTER", &result, &codes, RegisterStatus::Fail);
         (status, None)
     }
 
@@ -52,15 +61,8 @@ impl Backend for RedisStore {
             }
             Ok(out)
         });
-        let status = match result.as_deref().map(|o| o.first().map(String::as_str)) {
-            Ok(Some("0")) => UnregisterStatus::Ok,
-            Ok(Some("1")) => UnregisterStatus::NoSuchUser,
-            Ok(_) => UnregisterStatus::Fail,
-            Err(e) => {
-                failure("UNREGISTER", e);
-                UnregisterStatus::Fail
-            }
-        };
+        let codes = [("0", UnregisterStatus::Ok), ("1", UnregisterStatus::NoSuchUser)];
+        let status = status_of("UNREGISTER", &result, &codes, UnregisterStatus::Fail);
         (status, None)
     }
 
@@ -114,16 +116,9 @@ impl Backend for RedisStore {
             }
             Ok(out)
         });
-        match result.as_deref().map(|o| o.first().map(String::as_str)) {
-            Ok(Some("0")) => DisconnectStatus::Ok,
-            Ok(Some("1")) => DisconnectStatus::NoSuchUser,
-            Ok(Some("2")) => DisconnectStatus::NotConnected,
-            Ok(_) => DisconnectStatus::Fail,
-            Err(e) => {
-                failure("DISCONNECT", e);
-                DisconnectStatus::Fail
-            }
-        }
+        let codes =
+            [("0", DisconnectStatus::Ok), ("1", DisconnectStatus::NoSuchUser), ("2", DisconnectStatus::NotConnected)];
+        status_of("DISCONNECT", &result, &codes, DisconnectStatus::Fail)
     }
 
     fn send(
@@ -222,14 +217,8 @@ impl Backend for RedisStore {
     fn next_job(&self, ticket: &RedisTicket) -> Option<Job> {
         let s = &self.inner;
         let result = s.pool.run(|con| {
-            let out: Vec<String> = s
-                .scripts
-                .next_job
-                .key(&keys(&ticket.alias)[..3])
-                .arg(&ticket.reg)
-                .arg(&ticket.token)
-                .arg(s.claim_ttl_ms)
-                .invoke(con)?;
+            let out: Vec<String> =
+                self.holder_call(&s.scripts.next_job, ticket, &keys(&ticket.alias)[..3]).invoke(con)?;
             Ok(out)
         });
         match result {
@@ -258,13 +247,8 @@ impl Backend for RedisStore {
             Entry::Ack { .. } => String::new(),
         };
         let result = s.pool.run(|con| {
-            let out: Vec<String> = s
-                .scripts
-                .delivered
-                .key(&keys(&ticket.alias)[..])
-                .arg(&ticket.reg)
-                .arg(&ticket.token)
-                .arg(s.claim_ttl_ms)
+            let out: Vec<String> = self
+                .holder_call(&s.scripts.delivered, ticket, &keys(&ticket.alias)[..])
                 .arg(job.number)
                 .arg(&owed)
                 .invoke(con)?;
@@ -300,15 +284,8 @@ impl Backend for RedisStore {
     fn failed(&self, ticket: &RedisTicket, job: &Job) -> bool {
         let s = &self.inner;
         let result = s.pool.run(|con| {
-            let out: Vec<String> = s
-                .scripts
-                .failed
-                .key(&keys(&ticket.alias)[..3])
-                .arg(&ticket.reg)
-                .arg(&ticket.token)
-                .arg(s.claim_ttl_ms)
-                .arg(job.epoch)
-                .invoke(con)?;
+            let out: Vec<String> =
+                self.holder_call(&s.scripts.failed, ticket, &keys(&ticket.alias)[..3]).arg(job.epoch).invoke(con)?;
             if out.first().is_some_and(|r| r == "off") {
                 self.offline(con, &ticket.alias)?;
             }
@@ -329,6 +306,14 @@ impl Backend for RedisStore {
 }
 
 impl RedisStore {
+    /// A call of `script` by the holder of `ticket`: `keys`, then the claim (registration and token) and the
+    /// claim's TTL; the caller adds the script's own arguments.
+    fn holder_call<'a>(&self, script: &'a Script, ticket: &RedisTicket, keys: &[String]) -> ScriptInvocation<'a> {
+        let mut call = script.prepare_invoke();
+        call.key(keys).arg(&ticket.reg).arg(&ticket.token).arg(self.inner.claim_ttl_ms);
+        call
+    }
+
     /// CONNECT (`old` = None) or the take-over of the dead session `old`.
     fn take_over_epoch(&self, alias: &str, old: Option<u64>, addr: SocketAddr) -> (ConnectStatus, u64) {
         let s = &self.inner;
