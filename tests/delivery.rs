@@ -5,8 +5,8 @@ use std::net::{SocketAddr, TcpListener};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use e2e::*;
 use server::Config;
+use testkit::*;
 
 #[test]
 fn offline_messages_arrive_in_order_on_connect_then_acks_reach_the_sender() {

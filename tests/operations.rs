@@ -1,7 +1,7 @@
 //! Every row of every reply table of docs/protocol.md section 4, with the exact reply bytes.
 
-use e2e::*;
 use server::Config;
+use testkit::*;
 
 /// One byte over the field limit.
 fn long() -> String {

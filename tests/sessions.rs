@@ -3,8 +3,8 @@
 
 use std::net::TcpListener;
 
-use e2e::*;
 use server::Config;
+use testkit::*;
 
 #[test]
 fn a_connect_replaces_a_session_whose_listener_is_gone() {

@@ -12,8 +12,8 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use e2e::*;
 use server::Config;
+use testkit::*;
 
 /// A well-behaved request must be answered this fast even while slow peers are around.
 const PROMPT: Duration = Duration::from_secs(3);
