@@ -36,18 +36,6 @@ fn assert_served_promptly(from: Option<IpAddr>, addr: SocketAddr) {
     assert!(started.elapsed() < PROMPT, "answered in {:?} (from {from:?})", started.elapsed());
 }
 
-/// Whether the server has closed `stream` without a reply: end of stream or a reset within `wait`.
-fn closed_within(stream: &mut TcpStream, wait: Duration) -> bool {
-    stream.set_read_timeout(Some(wait)).expect("timeout");
-    let mut buf = [0u8; 64];
-    match stream.read(&mut buf) {
-        Ok(0) => true,
-        Ok(n) => panic!("unexpected reply {:?}", &buf[..n]),
-        Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => false,
-        Err(_) => true, // reset: closed with unread input
-    }
-}
-
 #[test]
 fn a_trickling_peer_is_cut_at_the_request_deadline() {
     const PACE: Duration = Duration::from_millis(100);

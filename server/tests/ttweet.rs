@@ -2,15 +2,13 @@
 //! ended by closing the sending side, a read is `d\n` answered with the last message up to the server's close.
 //! And the session log file (`--log-file`), which repeats the console.
 
-mod support;
-
 use std::io::Write;
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::thread;
 use std::time::Duration;
 
 use server::{Config, Server, ServerHandle};
-use support::{connect_from, read_to_close, request, ServerProcess};
+use testkit::{connect_from, read_to_close, request, ServerProcess};
 use ttweet::{EMPTY_BOARD, MAX_CHARS};
 
 fn start(config: Config) -> (ServerHandle, SocketAddr) {

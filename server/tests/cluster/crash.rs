@@ -7,8 +7,7 @@ use std::sync::mpsc::{channel, Receiver, Sender};
 use std::thread;
 
 use crate::redis::{free_port, Redis};
-use crate::support::{ServerProcess, IO_TIMEOUT};
-use crate::{ack, call, message, online, register, send};
+use testkit::{ack, call, eventually, message, online, register, send, ServerProcess, TIMEOUT};
 
 fn cluster_node(redis: &Redis, extra: &[&str]) -> ServerProcess {
     let url = redis.url();
@@ -53,7 +52,7 @@ fn stalling_listener() -> (u16, Receiver<Vec<u8>>, Sender<()>) {
         let mut first = true;
         for stream in listener.incoming() {
             let Ok(mut stream) = stream else { continue };
-            let _ = stream.set_read_timeout(Some(IO_TIMEOUT));
+            let _ = stream.set_read_timeout(Some(TIMEOUT));
             let mut bytes = Vec::new();
             let _ = (&mut stream).take(1 << 16).read_to_end(&mut bytes);
             if bytes == b"PROBE\0" {
@@ -65,7 +64,7 @@ fn stalling_listener() -> (u16, Receiver<Vec<u8>>, Sender<()>) {
                 break;
             }
             if held {
-                let _ = released.recv_timeout(IO_TIMEOUT);
+                let _ = released.recv_timeout(TIMEOUT);
             }
         }
     });
@@ -84,18 +83,18 @@ fn a_delivery_in_flight_on_a_killed_node_goes_out_again_by_itself_once_its_claim
     let (port, pushes, release) = stalling_listener();
     assert_eq!(call(aa, &["CONNECT", "bob", &port.to_string()]), [0]);
     assert_eq!(send(aa, "alice", "bob", "m1"), 1);
-    assert_eq!(pushes.recv_timeout(IO_TIMEOUT).expect("the first push"), message("alice", 1, "m1"));
+    assert_eq!(pushes.recv_timeout(TIMEOUT).expect("the first push"), message("alice", 1, "m1"));
     // A now waits for bob's listener to confirm m1, holding bob's claim: kill it there.
     a.kill_9();
     release.send(()).expect("the listener goes on");
     assert_eq!(send(ba, "alice", "bob", "m2"), 2, "accepted; the dead node's claim still holds the delivery");
     // Nothing else happens: once the claim has lapsed, B's sweeper resumes bob's delivery by itself.
     for i in 1..=2u32 {
-        let push = pushes.recv_timeout(IO_TIMEOUT).expect("a push, without any further request");
+        let push = pushes.recv_timeout(TIMEOUT).expect("a push, without any further request");
         assert_eq!(push, message("alice", i, &format!("m{i}")), "m1 again (never confirmed), then m2");
     }
     assert_eq!(send(ba, "alice", "bob", "m3"), 3);
-    assert_eq!(pushes.recv_timeout(IO_TIMEOUT).expect("a push"), message("alice", 3, "m3"));
+    assert_eq!(pushes.recv_timeout(TIMEOUT).expect("a push"), message("alice", 3, "m3"));
     for i in 1..=3u32 {
         assert_eq!(la.next(), ack(i), "one acknowledgement each");
     }
@@ -105,7 +104,7 @@ fn a_delivery_in_flight_on_a_killed_node_goes_out_again_by_itself_once_its_claim
 
 /// Runs the server binary to its exit (bounded); its status and stderr.
 fn run_to_exit(args: &[&str]) -> (Option<i32>, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_server"))
+    let mut child = Command::new(testkit::server_binary())
         .args(["-p", "0", "--bind", "127.0.0.1"])
         .args(args)
         .env_remove("MSG_SERVER_CLUSTER")
@@ -123,7 +122,7 @@ fn run_to_exit(args: &[&str]) -> (Option<i32>, String) {
         let _ = tx.send(text);
     });
     // stderr closes when the process exits; a server that kept running is killed by the failing assertion.
-    let text = match rx.recv_timeout(IO_TIMEOUT) {
+    let text = match rx.recv_timeout(TIMEOUT) {
         Ok(text) => text,
         Err(_) => {
             let _ = child.kill();
@@ -169,6 +168,6 @@ fn an_acknowledgement_a_dead_node_left_pending_is_passed_on_by_the_sweeper() {
     // As a node leaves it when it dies between popping bob's message from alice and passing the ack on.
     assert!(redis.command(&["RPUSH", "msg:{bob}:p", "alice\x007"]).starts_with(":1"));
     assert_eq!(la.next(), ack(7), "passed on and pushed without any request");
-    crate::eventually("bob owes nothing", || redis.command(&["LLEN", "msg:{bob}:p"]).starts_with(":0"));
-    crate::eventually("the sweeper's claim released", || redis.command(&["EXISTS", "msg:{bob}:c"]).starts_with(":0"));
+    eventually("bob owes nothing", || redis.command(&["LLEN", "msg:{bob}:p"]).starts_with(":0"));
+    eventually("the sweeper's claim released", || redis.command(&["EXISTS", "msg:{bob}:c"]).starts_with(":0"));
 }

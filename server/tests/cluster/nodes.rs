@@ -3,8 +3,9 @@
 use std::collections::{HashMap, HashSet};
 use std::thread;
 
+use crate::node;
 use crate::redis::Redis;
-use crate::{ack, call, message, node, online, register, send};
+use testkit::{ack, call, eventually, message, online, register, send};
 
 #[test]
 fn a_duplicate_register_across_nodes_is_refused() {
@@ -212,7 +213,7 @@ fn a_connect_whose_activation_never_reached_redis_is_activated_after_the_fallbac
     let lb = online(a.addr(), "bob");
     // As if Redis had failed between bob's CONNECT and its activation: connected, never marked ready. (The
     // activation follows the CONNECT reply: wait for it, then take it back.)
-    crate::eventually("bob activated", || redis.command(&["HEXISTS", "msg:{bob}:u", "ready"]).starts_with(":1"));
+    eventually("bob activated", || redis.command(&["HEXISTS", "msg:{bob}:u", "ready"]).starts_with(":1"));
     assert!(redis.command(&["HDEL", "msg:{bob}:u", "ready"]).starts_with(":1"));
     assert_eq!(send(a.addr(), "alice", "bob", "waits"), 1);
     assert!(redis.command(&["LLEN", "msg:{bob}:q"]).starts_with(":1"), "not pushed before the activation");
@@ -239,6 +240,6 @@ fn a_connect_through_b_replaces_a_dead_session_recorded_through_a() {
     assert_eq!(send(a.addr(), "bob", "alice", "to the new session"), 1);
     assert_eq!(la.next(), message("bob", 1, "to the new session"));
     assert_eq!(lb.next(), ack(1));
-    let live = crate::support::PushListener::bind();
+    let live = testkit::Listener::bind();
     assert_eq!(call(a.addr(), &["CONNECT", "alice", &live.port_field()]), [2], "a live session is kept");
 }

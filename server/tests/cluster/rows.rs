@@ -4,8 +4,8 @@
 use server::Config;
 
 use crate::redis::Redis;
-use crate::support::{request_from, OTHER_HOST};
-use crate::{call, node, node_with, online, register, send};
+use crate::{node, node_with};
+use testkit::{call, online, register, request_from, send, OTHER_HOST};
 
 /// One byte over the field limit.
 fn long() -> String {
@@ -56,7 +56,7 @@ fn connect_rows() {
     let (n, _other) = (node(&redis), node(&redis));
     let a = n.addr();
     register(a, "alice");
-    let l = crate::support::PushListener::bind();
+    let l = testkit::Listener::bind();
     let port = l.port_field();
     assert_eq!(call(a, &["CONNECT", "nobody", &port]), [1], "no such user");
     for bad in ["0", "65536", "abc", "-1", "", " 80"] {
@@ -147,5 +147,5 @@ fn unregistered_sender_gets_no_ack_and_its_message_is_still_delivered() {
     assert_eq!(send(a, "alice", "bob", "hello"), 1);
     assert_eq!(call(a, &["UNREGISTER", "alice"]), [0]);
     let lb = online(other.addr(), "bob");
-    assert_eq!(lb.next(), crate::message("alice", 1, "hello"));
+    assert_eq!(lb.next(), testkit::message("alice", 1, "hello"));
 }

@@ -1,109 +1,29 @@
-//! Test kit for the compatibility and ttweet tests: requests written the way the original clients write them, a
-//! listener that records pushes, and the real `server` binary driven through its console.
+//! The real `server` binary on 127.0.0.1 and ephemeral ports, driven through its console as an operator would.
 //!
-//! Every wait is bounded by [`IO_TIMEOUT`]; servers listen on 127.0.0.1 and ephemeral ports only.
+//! Where the binary is: a library cannot name `env!("CARGO_BIN_EXE_server")` (Cargo sets it only when it builds
+//! the server crate's own tests), so [`server_binary`] finds it next to the running test executable: Cargo puts
+//! test executables in `target/<profile>/deps/` and binaries in `target/<profile>/`. Cargo builds the binary for
+//! the server crate's integration tests; another crate's tests that start it need `cargo build -p server` first
+//! (the panic says so).
 
-#![allow(dead_code)] // Each test file uses a different part of the kit.
-
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{channel, Receiver, RecvTimeoutError};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-/// Bound on every wait of a test (generous: a slow machine must not fail a correct server).
-pub const IO_TIMEOUT: Duration = Duration::from_secs(10);
-/// Most bytes a test reads from one connection.
-const READ_CAP: u64 = 1 << 20;
-/// A second loopback address, for a peer on "another host" (Linux routes all of 127/8 to loopback).
-pub const OTHER_HOST: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 2);
+use crate::TIMEOUT;
 
-/// Connects to `addr` from `local` (any port), or from the default address.
-pub fn connect_from(local: Option<IpAddr>, addr: SocketAddr) -> TcpStream {
-    let stream = match local {
-        None => TcpStream::connect_timeout(&addr, IO_TIMEOUT).expect("connect to the server"),
-        Some(ip) => {
-            use socket2::{Domain, Socket, Type};
-            let socket = Socket::new(Domain::IPV4, Type::STREAM, None).expect("a socket");
-            socket.bind(&SocketAddr::new(ip, 0).into()).expect("bind to the second loopback address");
-            socket.connect_timeout(&addr.into(), IO_TIMEOUT).expect("connect to the server");
-            socket.into()
-        }
-    };
-    stream.set_read_timeout(Some(IO_TIMEOUT)).expect("read timeout");
-    stream.set_write_timeout(Some(IO_TIMEOUT)).expect("write timeout");
-    stream
-}
-
-/// Writes a request as the original Python clients do: each field, then its `0x00`, as separate writes (they
-/// call `sendall` per piece), so the server must not depend on how the bytes are split.
-pub fn write_fields(stream: &mut TcpStream, parts: &[&str]) {
-    for part in parts {
-        stream.write_all(part.as_bytes()).expect("field written");
-        stream.write_all(b"\0").expect("terminator written");
-    }
-}
-
-/// Everything the peer sends until it closes.
-pub fn read_to_close(stream: &mut TcpStream) -> Vec<u8> {
-    let mut out = Vec::new();
-    stream.take(READ_CAP).read_to_end(&mut out).expect("read until the server closes");
-    out
-}
-
-/// One request from the default address; the whole reply, up to the server's close.
-pub fn request(addr: SocketAddr, parts: &[&str]) -> Vec<u8> {
-    request_from(None, addr, parts)
-}
-
-/// One request from `local`; the whole reply, up to the server's close.
-pub fn request_from(local: Option<IpAddr>, addr: SocketAddr, parts: &[&str]) -> Vec<u8> {
-    let mut stream = connect_from(local, addr);
-    write_fields(&mut stream, parts);
-    read_to_close(&mut stream)
-}
-
-/// A client's listener: accepts the server's pushes and records the bytes of each.
-pub struct PushListener {
-    pub port: u16,
-    pushes: Receiver<Vec<u8>>,
-}
-
-impl PushListener {
-    pub fn bind() -> PushListener {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind a listener");
-        let port = listener.local_addr().expect("listener address").port();
-        let (tx, pushes) = channel();
-        // The thread ends with the test process; it only ever blocks in accept or in a bounded read.
-        thread::spawn(move || {
-            for stream in listener.incoming() {
-                let Ok(mut stream) = stream else { continue };
-                let _ = stream.set_read_timeout(Some(IO_TIMEOUT));
-                let mut bytes = Vec::new();
-                let _ = (&mut stream).take(READ_CAP).read_to_end(&mut bytes);
-                // The server probing whether this listener is still there (a CONNECT of a user it believes
-                // connected, docs/protocol.md "Ghost sessions") is not a push.
-                if bytes == b"PROBE\0" {
-                    continue;
-                }
-                if tx.send(bytes).is_err() {
-                    break;
-                }
-            }
-        });
-        PushListener { port, pushes }
-    }
-
-    /// The port as the CONNECT request carries it.
-    pub fn port_field(&self) -> String {
-        self.port.to_string()
-    }
-
-    /// The bytes of the next push.
-    pub fn next(&self) -> Vec<u8> {
-        self.pushes.recv_timeout(IO_TIMEOUT).expect("a push within the timeout")
-    }
+/// The path of the `server` binary of the build the running test belongs to.
+pub fn server_binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("the test executable's path");
+    let deps = exe.parent().expect("the test executable's directory");
+    let profile = if deps.ends_with("deps") { deps.parent().expect("the profile directory") } else { deps };
+    let path = profile.join(format!("server{}", std::env::consts::EXE_SUFFIX));
+    assert!(path.is_file(), "no server binary at {} (run `cargo build -p server` first)", path.display());
+    path
 }
 
 /// The real `server` binary on 127.0.0.1 and ephemeral ports, read through its console.
@@ -122,13 +42,13 @@ impl ServerProcess {
         ServerProcess::start_with_env(extra, &[])
     }
 
-    /// [`ServerProcess::start`] with more environment variables.
+    /// [`ServerProcess::start`] with more environment variables (they may override `RUST_LOG=info`).
     pub fn start_with_env(extra: &[&str], env: &[(&str, &str)]) -> ServerProcess {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_server"))
+        let mut child = Command::new(server_binary())
             .args(["-p", "0", "--bind", "127.0.0.1"])
             .args(extra)
-            .envs(env.iter().copied())
             .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
             .env_remove("MSG_SERVER_PORT")
             .env_remove("MSG_SERVER_PROFILE")
             .env_remove("MSG_SERVER_NO_IP_CHECK")
@@ -169,7 +89,7 @@ impl ServerProcess {
 
     /// The next console line, which must start with `prefix`.
     pub fn expect_prefix(&mut self, prefix: &str) -> String {
-        let line = match self.lines.recv_timeout(IO_TIMEOUT) {
+        let line = match self.lines.recv_timeout(TIMEOUT) {
             Ok(line) => line,
             Err(e) => panic!("no console line ({e:?}) while expecting {prefix:?}; seen {:#?}", self.seen),
         };
@@ -186,7 +106,7 @@ impl ServerProcess {
 
     /// Waits (bounded) for a console line containing `needle`, skipping others; returns it.
     pub fn wait_for(&mut self, needle: &str) -> String {
-        let deadline = Instant::now() + IO_TIMEOUT;
+        let deadline = Instant::now() + TIMEOUT;
         loop {
             match self.lines.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
                 Ok(line) => {
@@ -205,7 +125,7 @@ impl ServerProcess {
         let pid = self.child.id().to_string();
         let signalled = Command::new("kill").args(["-TERM", &pid]).status().expect("run kill");
         assert!(signalled.success(), "kill -TERM {pid}");
-        let deadline = Instant::now() + IO_TIMEOUT;
+        let deadline = Instant::now() + TIMEOUT;
         let mut rest = Vec::new();
         loop {
             match self.lines.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
