@@ -3,12 +3,11 @@
 
 mod support;
 
-use server::{Config, Server};
 use support::Client;
 
 #[test]
 fn a_message_full_of_spaces_and_tabs_arrives_normalized_through_the_web_service() {
-    let srv = Server::bind(Config::default()).and_then(Server::spawn).expect("start a server");
+    let srv = testkit::start();
     let ws = webservice::Service::bind("127.0.0.1:0", webservice::Config::default())
         .and_then(webservice::Service::spawn)
         .expect("start the web service");

@@ -1,6 +1,7 @@
 //! The fixtures every test tree of the workspace shares (STYLE.md point 7: one fixture module, not one per tree):
 //!
-//! - an in-process server on 127.0.0.1 and an ephemeral port: [`start`], [`start_with`];
+//! - an in-process server on 127.0.0.1 and an ephemeral port: [`start`], [`start_with`], [`start_board`] (with a
+//!   ttweet board), and a port where nothing listens, [`dead_port`];
 //! - requests in raw protocol bytes, the way a foreign client writes them ([`wire`]): [`fields`], [`call`],
 //!   [`raw`], [`raw_from`] (from a second loopback address, [`OTHER_HOST`]), [`request`] (field by field, as the
 //!   original Python clients write), and the session steps [`register`], [`online`], [`send`] with the pushes
@@ -19,7 +20,7 @@ pub mod typed;
 pub mod wire;
 
 use std::fs;
-use std::net::{Ipv4Addr, TcpListener};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::path::Path;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -44,6 +45,13 @@ pub fn start() -> ServerHandle {
 /// Starts a server with `config`.
 pub fn start_with(config: Config) -> ServerHandle {
     Server::bind(config).and_then(Server::spawn).expect("server starts on 127.0.0.1:0")
+}
+
+/// Starts a server with `config` and a ttweet board on an ephemeral port; the server and the board's address.
+pub fn start_board(config: Config) -> (ServerHandle, SocketAddr) {
+    let srv = start_with(Config { ttweet_port: Some(0), ..config });
+    let board = srv.ttweet_addr().expect("the board was asked for");
+    (srv, board)
 }
 
 /// Polls `cond` until it holds or [`TIMEOUT`] passes.

@@ -39,6 +39,14 @@ impl Client {
         Client::start_raw(name, &args)
     }
 
+    /// A user registered and connected by a fresh client of the server at `server`.
+    pub fn online(name: &str, server: SocketAddr) -> Client {
+        let mut c = Client::start(name, server, &[]);
+        c.run(&format!("REGISTER {name}"), "REGISTER OK");
+        c.run(&format!("CONNECT {name}"), "CONNECT OK");
+        c
+    }
+
     /// Starts the client with exactly `args`.
     pub fn start_raw(name: &str, args: &[String]) -> Client {
         let mut child = Command::new(env!("CARGO_BIN_EXE_client"))
