@@ -7,6 +7,7 @@
 //!   original Python clients write), and the session steps [`register`], [`online`], [`send`] with the pushes
 //!   they lead to, [`message`] and [`ack`];
 //! - the same as `protocol` values, failing with an error where the server is gone: [`typed`];
+//! - the reply-table rows every server answers alike: [`rows`];
 //! - a client's push listener that records every push ([`Listener`]), passing over the server's `PROBE`;
 //! - the real `server` binary driven through its console ([`ServerProcess`]);
 //! - a data directory's size and file names: [`dir_size`], [`file_names`];
@@ -16,6 +17,7 @@
 
 mod listener;
 mod process;
+pub mod rows;
 pub mod typed;
 pub mod wire;
 
