@@ -37,9 +37,7 @@ fn live_send_is_pushed_and_acknowledged() {
     let a = s.addr();
     let la = register_online(a, "alice");
     let lb = register_online(a, "bob");
-    let id = send(a, "alice", "bob", "hello bob");
-    assert_eq!(lb.next(), message("alice", id, "hello bob"));
-    assert_eq!(la.next(), ack(id));
+    send_pushed(a, ("alice", &la), ("bob", &lb), "hello bob");
 }
 
 #[test]
@@ -47,9 +45,7 @@ fn message_to_oneself_then_its_ack() {
     let s = start();
     let a = s.addr();
     let l = register_online(a, "alice");
-    let id = send(a, "alice", "alice", "note to self");
-    assert_eq!(l.next(), message("alice", id, "note to self"));
-    assert_eq!(l.next(), ack(id));
+    send_pushed(a, ("alice", &l), ("alice", &l), "note to self");
 }
 
 #[test]
@@ -63,9 +59,7 @@ fn push_goes_to_the_address_the_connect_came_from() {
     let lb = Listener::bind_on(SocketAddr::new(OTHER_HOST.into(), 0));
     let reply = raw_from(Some(OTHER_HOST.into()), a, &fields(&["CONNECT", "bob", &lb.port().to_string()]));
     assert_eq!(reply, [0]);
-    let id = send(a, "alice", "bob", "over there");
-    assert_eq!(lb.next(), message("alice", id, "over there"));
-    assert_eq!(la.next(), ack(id));
+    send_pushed(a, ("alice", &la), ("bob", &lb), "over there");
 }
 
 #[test]

@@ -19,9 +19,7 @@ fn a_connect_replaces_a_session_whose_listener_is_gone() {
     assert_ne!(new.port(), old_port);
     assert_eq!(call(a, &["CONNECT", "alice", &new.port().to_string()]), [0], "the dead session is replaced");
     let lb = online(a, "bob");
-    let id = send(a, "bob", "alice", "to the new session");
-    assert_eq!(new.next(), message("bob", id, "to the new session"));
-    assert_eq!(lb.next(), ack(id));
+    send_pushed(a, ("bob", &lb), ("alice", &new), "to the new session");
 }
 
 #[test]

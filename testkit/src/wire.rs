@@ -145,3 +145,12 @@ pub fn closed_within(stream: &mut TcpStream, wait: std::time::Duration) -> bool 
         Err(_) => true, // reset: closed with unread input
     }
 }
+
+/// SEND from `from` (whose listener is `from_listener`) to `to` (listening on `to_listener`), which must be
+/// accepted; then the message must be pushed to `to` and its acknowledgement to `from`, in that order. The id.
+pub fn send_pushed(a: SocketAddr, from: (&str, &Listener), to: (&str, &Listener), text: &str) -> u32 {
+    let id = send(a, from.0, to.0, text);
+    assert_eq!(to.1.next(), message(from.0, id, text), "{} -> {} {text:?} pushed", from.0, to.0);
+    assert_eq!(from.1.next(), ack(id), "{} -> {} {text:?} acknowledged", from.0, to.0);
+    id
+}

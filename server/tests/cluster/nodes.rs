@@ -5,7 +5,7 @@ use std::thread;
 
 use crate::node;
 use crate::redis::Redis;
-use testkit::{ack, call, eventually, message, online, register, send};
+use testkit::{ack, call, eventually, message, online, register, send, send_pushed};
 
 #[test]
 fn a_duplicate_register_across_nodes_is_refused() {
@@ -29,9 +29,7 @@ fn a_message_sent_through_a_reaches_a_listener_connected_through_b_and_its_ack_c
     assert_eq!(lb.next(), message("alice", 1, "hello bob"), "pushed by A to the listener B recorded");
     assert_eq!(la.next(), ack(1));
     // And the other way round, through B.
-    assert_eq!(send(b.addr(), "bob", "alice", "hi alice"), 1);
-    assert_eq!(la.next(), message("bob", 1, "hi alice"));
-    assert_eq!(lb.next(), ack(1));
+    assert_eq!(send_pushed(b.addr(), ("bob", &lb), ("alice", &la), "hi alice"), 1);
 }
 
 #[test]
@@ -60,9 +58,7 @@ fn three_nodes_share_users_presence_queues_and_ids() {
     for i in 0..6 {
         assert_eq!(la.next(), ack(i + 1));
     }
-    assert_eq!(send(addr(2), "carol", "alice", "c"), 1);
-    assert_eq!(la.next(), message("carol", 1, "c"));
-    assert_eq!(lc.next(), ack(1));
+    assert_eq!(send_pushed(addr(2), ("carol", &lc), ("alice", &la), "c"), 1);
 }
 
 #[test]
@@ -197,9 +193,7 @@ fn on_a_redis_cluster_every_step_stays_in_its_slot() {
     for odd in ["}x{", "a}b", "{}"] {
         register(a.addr(), odd);
         let l = online(b.addr(), odd);
-        let id = send(a.addr(), "alice", odd, "odd");
-        assert_eq!(l.next(), message("alice", id, "odd"));
-        assert_eq!(la.next(), ack(id));
+        send_pushed(a.addr(), ("alice", &la), (odd, &l), "odd");
     }
 }
 
@@ -237,9 +231,7 @@ fn a_connect_through_b_replaces_a_dead_session_recorded_through_a() {
     assert_eq!(call(a.addr(), &["CONNECT", "alice", &port]), [0]);
     drop(gone); // alice's client died without DISCONNECT
     let la = online(b.addr(), "alice");
-    assert_eq!(send(a.addr(), "bob", "alice", "to the new session"), 1);
-    assert_eq!(la.next(), message("bob", 1, "to the new session"));
-    assert_eq!(lb.next(), ack(1));
+    assert_eq!(send_pushed(a.addr(), ("bob", &lb), ("alice", &la), "to the new session"), 1);
     let live = testkit::Listener::bind();
     assert_eq!(call(a.addr(), &["CONNECT", "alice", &live.port_field()]), [2], "a live session is kept");
 }
