@@ -224,23 +224,11 @@ fn wrong_arguments_are_a_usage_error() {
     }
 }
 
-/// A client that normalizes through the web service at `url` (named explicitly).
-fn with_service(name: &str, srv: &ServerHandle, url: &str) -> Client {
-    let args: Vec<String> = ["-s", "127.0.0.1", "-p", &srv.addr().port().to_string(), "--ws-url", url]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-    let mut c = Client::start_raw(name, &args);
-    c.run(&format!("REGISTER {name}"), "REGISTER OK");
-    c.run(&format!("CONNECT {name}"), "CONNECT OK");
-    c
-}
-
 #[test]
 fn the_web_service_answer_is_what_gets_sent() {
     let srv = server();
     let url = fake_web_service(200, soap_result("as the service &amp; only it says"));
-    let mut c = with_service("w", &srv, &url);
+    let mut c = Client::online_with_service("w", srv.addr(), &url);
     c.run("SEND w  whatever   was typed ", "SEND OK - MESSAGE 1");
     c.expect_message(1, "w", "as the service & only it says");
     c.expect("SEND MESSAGE 1 OK");
@@ -251,14 +239,14 @@ fn the_web_service_answer_is_what_gets_sent() {
 #[test]
 fn a_web_service_that_faults_or_is_down_fails_the_send() {
     let srv = server();
-    let mut faulty = with_service("f", &srv, &fake_web_service(500, soap_fault()));
+    let mut faulty = Client::online_with_service("f", srv.addr(), &fake_web_service(500, soap_fault()));
     faulty.run("SEND f hello", "SEND FAIL");
     faulty.end_input();
     assert!(faulty.expect_exit(&["DISCONNECT OK"]).success());
     assert!(faulty.stderr_all().contains("fault"));
 
     let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let mut down = with_service("d", &srv, &format!("http://127.0.0.1:{port}/"));
+    let mut down = Client::online_with_service("d", srv.addr(), &format!("http://127.0.0.1:{port}/"));
     down.run("SEND d hello", "SEND FAIL");
     down.end_input();
     assert!(down.expect_exit(&["DISCONNECT OK"]).success());

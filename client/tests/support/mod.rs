@@ -41,10 +41,23 @@ impl Client {
 
     /// A user registered and connected by a fresh client of the server at `server`.
     pub fn online(name: &str, server: SocketAddr) -> Client {
-        let mut c = Client::start(name, server, &[]);
-        c.run(&format!("REGISTER {name}"), "REGISTER OK");
-        c.run(&format!("CONNECT {name}"), "CONNECT OK");
-        c
+        Client::start(name, server, &[]).register_and_connect(name)
+    }
+
+    /// [`Client::online`] with a client that normalizes through the web service at `url` (named explicitly, so
+    /// without `--local-normalize`).
+    pub fn online_with_service(name: &str, server: SocketAddr, url: &str) -> Client {
+        let args: Vec<String> = ["-s", &server.ip().to_string(), "-p", &server.port().to_string(), "--ws-url", url]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        Client::start_raw(name, &args).register_and_connect(name)
+    }
+
+    fn register_and_connect(mut self, name: &str) -> Client {
+        self.run(&format!("REGISTER {name}"), "REGISTER OK");
+        self.run(&format!("CONNECT {name}"), "CONNECT OK");
+        self
     }
 
     /// Starts the client with exactly `args`.
