@@ -5,9 +5,7 @@
 //! Every wait is bounded; nothing sleeps to synchronise; only 127.0.0.1 is used.
 
 use std::collections::{HashMap, HashSet};
-use std::io::Read;
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
 use std::thread::{self, JoinHandle};
@@ -15,7 +13,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use protocol::{ConnectStatus, Push, RegisterStatus, Reply, SendReply};
 use testkit::typed::{connect, register, send, sent_id};
-use testkit::{dir_size, file_names, server_binary, Listener, ServerProcess, TIMEOUT};
+use testkit::{dir_size, file_names, Listener, ServerProcess};
 
 /// The flags of every server of the test: a queue cap far above what a soak run queues, so that no SEND fails for
 /// a full queue, and compactions along the way.
@@ -23,37 +21,14 @@ const FLAGS: [&str; 4] = ["--max-queue", "1000000", "--compact-min-bytes", "8192
 
 /// The server binary on `dir`, started and read up to its prompt.
 fn start(dir: &Path) -> ServerProcess {
-    let dir = dir.to_str().expect("a UTF-8 temporary directory");
+    ServerProcess::start(&data_dir_args(dir))
+}
+
+/// [`FLAGS`] and `--data-dir dir`.
+fn data_dir_args(dir: &Path) -> Vec<&str> {
     let mut args = FLAGS.to_vec();
-    args.extend(["--data-dir", dir]);
-    ServerProcess::start(&args)
-}
-
-/// A second server on `dir`, which must refuse to start.
-fn server_command(dir: &Path) -> Command {
-    let mut cmd = Command::new(server_binary());
-    cmd.args(["--bind", "127.0.0.1", "-p", "0"]).args(FLAGS).arg("--data-dir").arg(dir).stdin(Stdio::null());
-    cmd
-}
-
-/// Runs `cmd` to its end (bounded) and returns its exit success and standard error.
-fn run_to_end(mut cmd: Command) -> (bool, String) {
-    let mut child = cmd.stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
-    let mut stderr = child.stderr.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    thread::spawn(move || {
-        let mut text = String::new();
-        let _ = stderr.read_to_string(&mut text);
-        let _ = tx.send(text);
-    });
-    match rx.recv_timeout(TIMEOUT) {
-        Ok(text) => (child.wait().unwrap().success(), text),
-        Err(_) => {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("the second server did not exit");
-        }
-    }
+    args.extend(["--data-dir", dir.to_str().expect("a UTF-8 temporary directory")]);
+    args
 }
 
 /// xorshift64: enough randomness for kill moments, and the seed is printed to replay a failure.
@@ -103,8 +78,8 @@ fn kill_9_during_a_stream_of_sends_loses_no_acknowledged_message_and_reuses_no_i
             for alias in SENDERS.iter().chain(&[OFFLINE, ONLINE]) {
                 assert_eq!(register(addr, alias), Reply::Register(RegisterStatus::Ok));
             }
-            let (ok, stderr) = run_to_end(server_command(dir));
-            assert!(!ok && stderr.contains("in use by another server"), "second server: {stderr}");
+            let (code, stderr) = ServerProcess::run_to_exit(&data_dir_args(dir));
+            assert!(code != Some(0) && stderr.contains("in use by another server"), "second server: {stderr}");
         }
         // Everybody is offline after a restart; senders must be connected to send.
         for s in SENDERS {

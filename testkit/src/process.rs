@@ -6,7 +6,7 @@
 //! the server crate's integration tests; another crate's tests that start it need `cargo build -p server` first
 //! (the panic says so).
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -44,24 +44,7 @@ impl ServerProcess {
 
     /// [`ServerProcess::start`] with more environment variables (they may override `RUST_LOG=info`).
     pub fn start_with_env(extra: &[&str], env: &[(&str, &str)]) -> ServerProcess {
-        let mut child = Command::new(server_binary())
-            .args(["-p", "0", "--bind", "127.0.0.1"])
-            .args(extra)
-            .env("RUST_LOG", "info")
-            .envs(env.iter().copied())
-            .env_remove("MSG_SERVER_PORT")
-            .env_remove("MSG_SERVER_PROFILE")
-            .env_remove("MSG_SERVER_NO_IP_CHECK")
-            .env_remove("MSG_SERVER_ACCEPT_SHORT_REGISTER")
-            .env_remove("MSG_SERVER_TTWEET_PORT")
-            .env_remove("MSG_SERVER_LOG_FILE")
-            .env_remove("MSG_SERVER_REQUEST_DEADLINE")
-            .env_remove("MSG_SERVER_MAX_PENDING_PER_ADDRESS")
-            .env_remove("MSG_SERVER_MAX_DELIVERIES")
-            .env_remove("MSG_SERVER_CLUSTER")
-            .env_remove("MSG_SERVER_REQUIRE_DURABLE")
-            .env_remove("MSG_SERVER_CLAIM_TTL_MS")
-            .stdin(Stdio::null())
+        let mut child = command(extra, env)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -85,6 +68,31 @@ impl ServerProcess {
         }
         server.expect_prefix("s>");
         server
+    }
+
+    /// Runs `server -p 0 --bind 127.0.0.1 <extra>` to its exit (bounded: a server still running after [`TIMEOUT`]
+    /// is killed and fails the test); its exit code and standard error.
+    pub fn run_to_exit(extra: &[&str]) -> (Option<i32>, String) {
+        let mut child =
+            command(extra, &[]).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().expect("start the server binary");
+        let mut stderr = child.stderr.take().expect("piped stderr");
+        let (tx, rx) = channel();
+        thread::spawn(move || {
+            let mut text = String::new();
+            let _ = stderr.read_to_string(&mut text);
+            let _ = tx.send(text);
+        });
+        // stderr closes when the process exits.
+        let text = match rx.recv_timeout(TIMEOUT) {
+            Ok(text) => text,
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("the server {extra:?} did not exit");
+            }
+        };
+        let status = child.wait().expect("wait for the server");
+        (status.code(), text)
     }
 
     /// The next console line, which must start with `prefix`.
@@ -149,6 +157,31 @@ impl Drop for ServerProcess {
             let _ = self.child.wait();
         }
     }
+}
+
+/// `server -p 0 --bind 127.0.0.1 <extra>` with `RUST_LOG=info`, none of the server's own environment variables
+/// but those in `env`, and no stdin.
+fn command(extra: &[&str], env: &[(&str, &str)]) -> Command {
+    let mut cmd = Command::new(server_binary());
+    cmd.args(["-p", "0", "--bind", "127.0.0.1"]).args(extra).env("RUST_LOG", "info").stdin(Stdio::null());
+    for var in [
+        "MSG_SERVER_PORT",
+        "MSG_SERVER_PROFILE",
+        "MSG_SERVER_NO_IP_CHECK",
+        "MSG_SERVER_ACCEPT_SHORT_REGISTER",
+        "MSG_SERVER_TTWEET_PORT",
+        "MSG_SERVER_LOG_FILE",
+        "MSG_SERVER_REQUEST_DEADLINE",
+        "MSG_SERVER_MAX_PENDING_PER_ADDRESS",
+        "MSG_SERVER_MAX_DELIVERIES",
+        "MSG_SERVER_CLUSTER",
+        "MSG_SERVER_REQUIRE_DURABLE",
+        "MSG_SERVER_CLAIM_TTL_MS",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd.envs(env.iter().copied());
+    cmd
 }
 
 /// The `IP:port` at the end of a start-up line.

@@ -2,7 +2,6 @@
 
 use std::io::Read;
 use std::net::TcpListener;
-use std::process::{Command, Stdio};
 use std::sync::mpsc::{channel, Receiver, Sender};
 use std::thread;
 
@@ -102,42 +101,10 @@ fn a_delivery_in_flight_on_a_killed_node_goes_out_again_by_itself_once_its_claim
     drop(b);
 }
 
-/// Runs the server binary to its exit (bounded); its status and stderr.
-fn run_to_exit(args: &[&str]) -> (Option<i32>, String) {
-    let mut child = Command::new(testkit::server_binary())
-        .args(["-p", "0", "--bind", "127.0.0.1"])
-        .args(args)
-        .env_remove("MSG_SERVER_CLUSTER")
-        .env_remove("MSG_SERVER_REQUIRE_DURABLE")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start the server binary");
-    let mut stderr = child.stderr.take().expect("piped stderr");
-    let (tx, rx) = channel();
-    thread::spawn(move || {
-        let mut text = String::new();
-        let _ = stderr.read_to_string(&mut text);
-        let _ = tx.send(text);
-    });
-    // stderr closes when the process exits; a server that kept running is killed by the failing assertion.
-    let text = match rx.recv_timeout(TIMEOUT) {
-        Ok(text) => text,
-        Err(_) => {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("the server did not exit");
-        }
-    };
-    let status = child.wait().expect("wait for the server");
-    (status.code(), text)
-}
-
 #[test]
 fn a_node_pointed_at_a_redis_that_is_not_there_exits_with_an_error_that_says_so() {
     let url = format!("redis://127.0.0.1:{}", free_port());
-    let (code, stderr) = run_to_exit(&["--cluster", &url]);
+    let (code, stderr) = ServerProcess::run_to_exit(&["--cluster", &url]);
     assert_eq!(code, Some(1), "non-zero exit; stderr {stderr:?}");
     assert!(stderr.contains(&format!("error: cluster: cannot reach Redis at {url}")), "{stderr:?}");
     assert_eq!(stderr.lines().count(), 1, "one clear line: {stderr:?}");
@@ -147,7 +114,7 @@ fn a_node_pointed_at_a_redis_that_is_not_there_exits_with_an_error_that_says_so(
 fn require_durable_refuses_a_redis_that_does_not_sync_every_write_and_its_absence_only_warns() {
     let redis = Redis::start_with("everysec");
     let url = redis.url();
-    let (code, stderr) = run_to_exit(&["--cluster", &url, "--require-durable"]);
+    let (code, stderr) = ServerProcess::run_to_exit(&["--cluster", &url, "--require-durable"]);
     assert_eq!(code, Some(1), "refused; stderr {stderr:?}");
     assert!(stderr.contains("appendfsync everysec") && stderr.contains("not durable"), "{stderr:?}");
     let node = ServerProcess::start(&["--cluster", &url]);
