@@ -9,7 +9,8 @@
 //! - the same as `protocol` values, failing with an error where the server is gone: [`typed`];
 //! - the reply-table rows every server answers alike: [`rows`];
 //! - a client's push listener that records every push ([`Listener`]), passing over the server's `PROBE`;
-//! - the real `server` binary driven through its console ([`ServerProcess`]);
+//! - the real `server` binary driven through its console ([`ServerProcess`]), and any child's output as lines
+//!   on a channel ([`lines_of`]);
 //! - a data directory's size and file names: [`dir_size`], [`file_names`];
 //! - a bounded poll, [`eventually`], and the one bound on every wait, [`TIMEOUT`].
 //!
@@ -30,7 +31,7 @@ use std::time::{Duration, Instant};
 use server::{Config, Server, ServerHandle};
 
 pub use listener::Listener;
-pub use process::{server_binary, ServerProcess};
+pub use process::{lines_of, server_binary, ServerProcess};
 pub use wire::*;
 
 /// Upper bound on any single wait in the tests (generous: a slow machine must not fail a correct server).

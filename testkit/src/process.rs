@@ -49,16 +49,7 @@ impl ServerProcess {
             .stderr(Stdio::inherit())
             .spawn()
             .expect("start the server binary");
-        let stdout = child.stdout.take().expect("piped stdout");
-        let (tx, lines) = channel();
-        thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
+        let lines = lines_of(child.stdout.take().expect("piped stdout"));
         let mut server =
             ServerProcess { child, lines, seen: Vec::new(), addr: SocketAddr::from(([127, 0, 0, 1], 0)), ttweet: None };
         // With --data-dir, a line about the recovery comes first.
@@ -157,6 +148,21 @@ impl Drop for ServerProcess {
             let _ = self.child.wait();
         }
     }
+}
+
+/// Lines of `r`, as they come, on a channel that closes at end of stream (a reader thread, which ends with the
+/// stream).
+pub fn lines_of<R: Read + Send + 'static>(r: R) -> Receiver<String> {
+    let (tx, rx) = channel();
+    thread::spawn(move || {
+        for line in BufReader::new(r).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
 }
 
 /// `server -p 0 --bind 127.0.0.1 <extra>` with `RUST_LOG=info`, none of the server's own environment variables

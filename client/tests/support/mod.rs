@@ -8,10 +8,11 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::SocketAddr;
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{unbounded, Receiver, RecvTimeoutError};
+use testkit::lines_of;
 
 /// Bound on waiting for one expected line (generous: CI machines are slow, a failing test is not).
 pub const LINE_TIMEOUT: Duration = Duration::from_secs(15);
@@ -192,20 +193,6 @@ impl Drop for Client {
             let _ = self.child.wait();
         }
     }
-}
-
-/// Lines of `r`, as they come, on a channel that closes at end of stream.
-fn lines_of<R: Read + Send + 'static>(r: R) -> Receiver<String> {
-    let (tx, rx) = unbounded();
-    thread::spawn(move || {
-        for line in BufReader::new(r).lines() {
-            let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    rx
 }
 
 /// Runs the client to completion with `args` and no input; returns its status and stderr.
