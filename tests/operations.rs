@@ -96,9 +96,7 @@ fn send_to_a_full_queue_fails_and_consumes_no_id() {
 fn connectedusers_rows() {
     let s = start();
     let a = s.addr();
-    for u in ["alice", "bob", "carol"] {
-        register(a, u);
-    }
+    register_all(a, &["alice", "bob", "carol"]);
     let (la, lc) = (Listener::bind(), Listener::bind());
     connect(a, "carol", &lc);
     connect(a, "alice", &la);

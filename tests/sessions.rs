@@ -10,8 +10,7 @@ use testkit::*;
 fn a_connect_replaces_a_session_whose_listener_is_gone() {
     let s = start();
     let a = s.addr();
-    register(a, "alice");
-    register(a, "bob");
+    register_all(a, &["alice", "bob"]);
     let old = online(a, "alice");
     let old_port = old.port();
     drop(old); // the client was killed: its listener is gone, no DISCONNECT was sent

@@ -4,7 +4,7 @@
 
 use std::net::SocketAddr;
 
-use crate::{call, online, register, send, Listener};
+use crate::{call, online, register, register_all, send, Listener};
 
 /// One byte over the field limit.
 pub fn long() -> String {
@@ -24,8 +24,7 @@ pub fn register_rows(a: SocketAddr) {
 /// UNREGISTER 0, 1 and 2 of alice (registered) and bob (connected, whose listener is returned); then nobody is
 /// registered.
 pub fn unregister_rows(a: SocketAddr) -> Listener {
-    register(a, "alice");
-    register(a, "bob");
+    register_all(a, &["alice", "bob"]);
     let listener = online(a, "bob");
     assert_eq!(call(a, &["UNREGISTER", "alice"]), [0], "disconnected user");
     assert_eq!(call(a, &["UNREGISTER", "bob"]), [0], "connected user");
@@ -52,8 +51,7 @@ pub fn connect_accepted(a: SocketAddr, port: &str) {
 
 /// Registers alice and bob, connects alice (her listener is returned) and refuses DISCONNECT with status 1 and 2.
 pub fn disconnect_refusals(a: SocketAddr) -> Listener {
-    register(a, "alice");
-    register(a, "bob");
+    register_all(a, &["alice", "bob"]);
     let listener = online(a, "alice");
     assert_eq!(call(a, &["DISCONNECT", "nobody"]), [1], "no such user");
     assert_eq!(call(a, &["DISCONNECT", "bob"]), [2], "not connected");
@@ -62,8 +60,7 @@ pub fn disconnect_refusals(a: SocketAddr) -> Listener {
 
 /// Registers alice and bob, connects alice (her listener is returned), and refuses SEND with status 1 and 2.
 pub fn send_refusals(a: SocketAddr) -> Listener {
-    register(a, "alice");
-    register(a, "bob");
+    register_all(a, &["alice", "bob"]);
     assert_eq!(call(a, &["SEND", "alice", "bob", "hi"]), [2], "sender not connected");
     let listener = online(a, "alice");
     assert_eq!(call(a, &["SEND", "alice", "nobody", "hi"]), [1], "unknown recipient");
@@ -86,8 +83,7 @@ pub fn send_ids(a: SocketAddr) {
 
 /// A queue cap of 2: alice's two SENDs to bob are accepted, the third is refused (alice's listener is returned).
 pub fn full_queue_rows(a: SocketAddr) -> Listener {
-    register(a, "alice");
-    register(a, "bob");
+    register_all(a, &["alice", "bob"]);
     let listener = online(a, "alice");
     assert_eq!(send(a, "alice", "bob", "1"), 1);
     assert_eq!(send(a, "alice", "bob", "2"), 2);

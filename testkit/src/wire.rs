@@ -154,3 +154,10 @@ pub fn send_pushed(a: SocketAddr, from: (&str, &Listener), to: (&str, &Listener)
     assert_eq!(from.1.next(), ack(id), "{} -> {} {text:?} acknowledged", from.0, to.0);
     id
 }
+
+/// [`register`] each of `aliases`, in order.
+pub fn register_all(addr: SocketAddr, aliases: &[&str]) {
+    for alias in aliases {
+        register(addr, alias);
+    }
+}

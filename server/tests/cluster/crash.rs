@@ -6,7 +6,7 @@ use std::sync::mpsc::{channel, Receiver, Sender};
 use std::thread;
 
 use crate::redis::{free_port, Redis};
-use testkit::{ack, call, eventually, message, online, register, send, ServerProcess, TIMEOUT};
+use testkit::{ack, call, eventually, message, online, register, register_all, send, ServerProcess, TIMEOUT};
 
 fn cluster_node(redis: &Redis, extra: &[&str]) -> ServerProcess {
     let url = redis.url();
@@ -76,8 +76,7 @@ fn a_delivery_in_flight_on_a_killed_node_goes_out_again_by_itself_once_its_claim
     let ttl = ["--claim-ttl-ms", "1000"];
     let (a, b) = (cluster_node(&redis, &ttl), cluster_node(&redis, &ttl));
     let (aa, ba) = (a.addr, b.addr);
-    register(aa, "alice");
-    register(aa, "bob");
+    register_all(aa, &["alice", "bob"]);
     let la = online(aa, "alice");
     let (port, pushes, release) = stalling_listener();
     assert_eq!(call(aa, &["CONNECT", "bob", &port.to_string()]), [0]);
@@ -128,8 +127,7 @@ fn require_durable_refuses_a_redis_that_does_not_sync_every_write_and_its_absenc
 fn an_acknowledgement_a_dead_node_left_pending_is_passed_on_by_the_sweeper() {
     let redis = Redis::start();
     let node = cluster_node(&redis, &["--claim-ttl-ms", "400"]);
-    register(node.addr, "alice");
-    register(node.addr, "bob");
+    register_all(node.addr, &["alice", "bob"]);
     let la = online(node.addr, "alice");
     let _lb = online(node.addr, "bob");
     // As a node leaves it when it dies between popping bob's message from alice and passing the ack on.

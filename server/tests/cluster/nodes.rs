@@ -5,7 +5,7 @@ use std::thread;
 
 use crate::node;
 use crate::redis::Redis;
-use testkit::{ack, call, eventually, message, online, register, send, send_pushed};
+use testkit::{ack, call, eventually, message, online, register, register_all, send, send_pushed};
 
 #[test]
 fn a_duplicate_register_across_nodes_is_refused() {
@@ -124,8 +124,7 @@ fn a_restarted_node_sees_the_state() {
     let redis = Redis::start();
     let b = node(&redis);
     let a = node(&redis);
-    register(a.addr(), "alice");
-    register(a.addr(), "bob");
+    register_all(a.addr(), &["alice", "bob"]);
     let la = online(a.addr(), "alice");
     assert_eq!(send(a.addr(), "alice", "bob", "before the restart"), 1);
     a.shutdown();
@@ -142,8 +141,7 @@ fn a_restarted_node_sees_the_state() {
 fn a_redis_lost_while_running_gives_failure_codes_then_the_node_reconnects() {
     let mut redis = Redis::start();
     let a = node(&redis);
-    register(a.addr(), "alice");
-    register(a.addr(), "bob");
+    register_all(a.addr(), &["alice", "bob"]);
     let _la = online(a.addr(), "alice");
     redis.kill();
     assert_eq!(call(a.addr(), &["REGISTER", "c", "carol", "d"]), [2], "REGISTER: generic failure");
@@ -201,8 +199,7 @@ fn on_a_redis_cluster_every_step_stays_in_its_slot() {
 fn a_connect_whose_activation_never_reached_redis_is_activated_after_the_fallback() {
     let redis = Redis::start();
     let a = node(&redis);
-    register(a.addr(), "alice");
-    register(a.addr(), "bob");
+    register_all(a.addr(), &["alice", "bob"]);
     let la = online(a.addr(), "alice");
     let lb = online(a.addr(), "bob");
     // As if Redis had failed between bob's CONNECT and its activation: connected, never marked ready. (The
@@ -223,8 +220,7 @@ fn a_connect_whose_activation_never_reached_redis_is_activated_after_the_fallbac
 fn a_connect_through_b_replaces_a_dead_session_recorded_through_a() {
     let redis = Redis::start();
     let (a, b) = (node(&redis), node(&redis));
-    register(a.addr(), "alice");
-    register(a.addr(), "bob");
+    register_all(a.addr(), &["alice", "bob"]);
     let lb = online(a.addr(), "bob");
     let gone = std::net::TcpListener::bind("127.0.0.1:0").expect("a listener");
     let port = gone.local_addr().expect("its address").port().to_string();

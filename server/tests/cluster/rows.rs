@@ -6,7 +6,7 @@ use server::Config;
 use crate::redis::Redis;
 use crate::{node, node_with};
 use testkit::rows::{self, long};
-use testkit::{call, online, register, request_from, send, OTHER_HOST};
+use testkit::{call, online, register_all, request_from, send, OTHER_HOST};
 
 #[test]
 fn register_rows() {
@@ -27,8 +27,7 @@ fn unregister_rows() {
     let a = n.addr();
     let _l = rows::unregister_rows(a);
     // Re-registering starts from scratch: offline, counter at 0.
-    register(a, "alice");
-    register(a, "carol");
+    register_all(a, &["alice", "carol"]);
     let _c = online(a, "carol");
     assert_eq!(call(a, &["CONNECTEDUSERS", "carol"]), b"\x001\x00carol\x00");
     let _l = online(a, "alice");
@@ -82,9 +81,7 @@ fn connectedusers_rows() {
     let redis = Redis::start();
     let (n, other) = (node(&redis), node(&redis));
     let a = n.addr();
-    for u in ["alice", "bob", "carol"] {
-        register(a, u);
-    }
+    register_all(a, &["alice", "bob", "carol"]);
     let _lc = online(other.addr(), "carol");
     let _la = online(a, "alice");
     rows::connectedusers_rows(a, other.addr());
@@ -95,8 +92,7 @@ fn unregistered_sender_gets_no_ack_and_its_message_is_still_delivered() {
     let redis = Redis::start();
     let (n, other) = (node(&redis), node(&redis));
     let a = n.addr();
-    register(a, "alice");
-    register(a, "bob");
+    register_all(a, &["alice", "bob"]);
     let _la = online(a, "alice");
     assert_eq!(send(a, "alice", "bob", "hello"), 1);
     assert_eq!(call(a, &["UNREGISTER", "alice"]), [0]);
