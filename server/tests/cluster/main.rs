@@ -17,6 +17,13 @@ pub fn node(redis: &Redis) -> ServerHandle {
     node_with(redis, Config::default())
 }
 
+/// A Redis and two nodes on it.
+pub fn two_nodes() -> (Redis, ServerHandle, ServerHandle) {
+    let redis = Redis::start();
+    let (a, b) = (node(&redis), node(&redis));
+    (redis, a, b)
+}
+
 /// A node with more configuration.
 pub fn node_with(redis: &Redis, config: Config) -> ServerHandle {
     assert!(redis.command(&["PING"]).starts_with("+PONG"), "redis-server answers PING");

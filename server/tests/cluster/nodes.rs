@@ -3,14 +3,13 @@
 use std::collections::{HashMap, HashSet};
 use std::thread;
 
-use crate::node;
 use crate::redis::Redis;
+use crate::{node, two_nodes};
 use testkit::{ack, call, eventually, message, online, register, register_all, send, send_pushed};
 
 #[test]
 fn a_duplicate_register_across_nodes_is_refused() {
-    let redis = Redis::start();
-    let (a, b) = (node(&redis), node(&redis));
+    let (_redis, a, b) = two_nodes();
     assert_eq!(call(a.addr(), &["REGISTER", "Alice", "alice", "01/01/2000"]), [0]);
     assert_eq!(call(b.addr(), &["REGISTER", "Other", "alice", "02/02/2002"]), [1], "alias in use on the other node");
     assert_eq!(call(b.addr(), &["UNREGISTER", "alice"]), [0]);
@@ -19,8 +18,7 @@ fn a_duplicate_register_across_nodes_is_refused() {
 
 #[test]
 fn a_message_sent_through_a_reaches_a_listener_connected_through_b_and_its_ack_comes_back() {
-    let redis = Redis::start();
-    let (a, b) = (node(&redis), node(&redis));
+    let (_redis, a, b) = two_nodes();
     register(a.addr(), "alice");
     register(b.addr(), "bob");
     let la = online(a.addr(), "alice");
@@ -66,8 +64,7 @@ fn eight_hundred_concurrent_messages_through_both_nodes_arrive_exactly_once() {
     const SENDERS: usize = 4;
     const THREADS: usize = 8;
     const PER_THREAD: usize = 100;
-    let redis = Redis::start();
-    let (a, b) = (node(&redis), node(&redis));
+    let (_redis, a, b) = two_nodes();
     let addrs = [a.addr(), b.addr()];
     register(a.addr(), "rcpt");
     let lr = online(b.addr(), "rcpt");
@@ -218,8 +215,7 @@ fn a_connect_whose_activation_never_reached_redis_is_activated_after_the_fallbac
 
 #[test]
 fn a_connect_through_b_replaces_a_dead_session_recorded_through_a() {
-    let redis = Redis::start();
-    let (a, b) = (node(&redis), node(&redis));
+    let (_redis, a, b) = two_nodes();
     register_all(a.addr(), &["alice", "bob"]);
     let lb = online(a.addr(), "bob");
     let gone = std::net::TcpListener::bind("127.0.0.1:0").expect("a listener");

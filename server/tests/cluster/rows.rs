@@ -4,14 +4,13 @@
 use server::Config;
 
 use crate::redis::Redis;
-use crate::{node, node_with};
+use crate::{node_with, two_nodes};
 use testkit::rows::{self, long};
 use testkit::{call, online, register_all, request_from, send, OTHER_HOST};
 
 #[test]
 fn register_rows() {
-    let redis = Redis::start();
-    let (n, _other) = (node(&redis), node(&redis));
+    let (redis, n, _other) = two_nodes();
     let a = n.addr();
     rows::register_rows(a);
     assert_eq!(call(a, &["REGISTER", "", "{tag}:u", ""]), [0], "braces in an alias are only characters");
@@ -22,8 +21,7 @@ fn register_rows() {
 
 #[test]
 fn unregister_rows() {
-    let redis = Redis::start();
-    let (n, _other) = (node(&redis), node(&redis));
+    let (_redis, n, _other) = two_nodes();
     let a = n.addr();
     let _l = rows::unregister_rows(a);
     // Re-registering starts from scratch: offline, counter at 0.
@@ -36,8 +34,7 @@ fn unregister_rows() {
 
 #[test]
 fn connect_rows() {
-    let redis = Redis::start();
-    let (n, _other) = (node(&redis), node(&redis));
+    let (_redis, n, _other) = two_nodes();
     let a = n.addr();
     let l = testkit::Listener::bind();
     rows::connect_refusals(a, &l.port_field());
@@ -46,8 +43,7 @@ fn connect_rows() {
 
 #[test]
 fn disconnect_rows() {
-    let redis = Redis::start();
-    let (n, _other) = (node(&redis), node(&redis));
+    let (_redis, n, _other) = two_nodes();
     let a = n.addr();
     let _l = rows::disconnect_refusals(a);
     assert_eq!(request_from(Some(OTHER_HOST.into()), a, &["DISCONNECT", "alice"]), [3], "from another address");
@@ -58,8 +54,7 @@ fn disconnect_rows() {
 
 #[test]
 fn send_rows_and_ids() {
-    let redis = Redis::start();
-    let (n, _other) = (node(&redis), node(&redis));
+    let (redis, n, _other) = two_nodes();
     let a = n.addr();
     let _l = rows::send_refusals(a);
     assert_eq!(request_from(Some(OTHER_HOST.into()), a, &["SEND", "alice", "bob", "hi"]), [2], "not the listener's IP");
@@ -78,8 +73,7 @@ fn send_to_a_full_queue_fails_and_consumes_no_id() {
 
 #[test]
 fn connectedusers_rows() {
-    let redis = Redis::start();
-    let (n, other) = (node(&redis), node(&redis));
+    let (_redis, n, other) = two_nodes();
     let a = n.addr();
     register_all(a, &["alice", "bob", "carol"]);
     let _lc = online(other.addr(), "carol");
@@ -89,8 +83,7 @@ fn connectedusers_rows() {
 
 #[test]
 fn unregistered_sender_gets_no_ack_and_its_message_is_still_delivered() {
-    let redis = Redis::start();
-    let (n, other) = (node(&redis), node(&redis));
+    let (_redis, n, other) = two_nodes();
     let a = n.addr();
     register_all(a, &["alice", "bob"]);
     let _la = online(a, "alice");
