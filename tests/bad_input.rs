@@ -5,8 +5,8 @@ use std::io::Write;
 use std::net::{Shutdown, TcpStream};
 use std::time::{Duration, Instant};
 
-use e2e::*;
 use server::Config;
+use testkit::*;
 
 /// A well-behaved request must be answered this fast even while bad peers are around.
 const PROMPT: Duration = Duration::from_secs(2);

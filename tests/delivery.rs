@@ -5,15 +5,14 @@ use std::net::{SocketAddr, TcpListener};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use e2e::*;
 use server::Config;
+use testkit::*;
 
 #[test]
 fn offline_messages_arrive_in_order_on_connect_then_acks_reach_the_sender() {
     let s = start();
     let a = s.addr();
-    register(a, "alice");
-    register(a, "bob");
+    register_all(a, &["alice", "bob"]);
     let (la, lb) = (Listener::bind(), Listener::bind());
     connect(a, "alice", &la);
     let texts = ["first", "second\nwith a line break", "third"];
@@ -37,9 +36,7 @@ fn live_send_is_pushed_and_acknowledged() {
     let a = s.addr();
     let la = register_online(a, "alice");
     let lb = register_online(a, "bob");
-    let id = send(a, "alice", "bob", "hello bob");
-    assert_eq!(lb.next(), message("alice", id, "hello bob"));
-    assert_eq!(la.next(), ack(id));
+    send_pushed(a, ("alice", &la), ("bob", &lb), "hello bob");
 }
 
 #[test]
@@ -47,25 +44,20 @@ fn message_to_oneself_then_its_ack() {
     let s = start();
     let a = s.addr();
     let l = register_online(a, "alice");
-    let id = send(a, "alice", "alice", "note to self");
-    assert_eq!(l.next(), message("alice", id, "note to self"));
-    assert_eq!(l.next(), ack(id));
+    send_pushed(a, ("alice", &l), ("alice", &l), "note to self");
 }
 
 #[test]
 fn push_goes_to_the_address_the_connect_came_from() {
     let s = start_with(Config { bind: "0.0.0.0:0".parse().unwrap(), ..Config::default() });
     let a = s.addr();
-    register(a, "alice");
-    register(a, "bob");
+    register_all(a, &["alice", "bob"]);
     let la = online(a, "alice");
     // Bob's listener exists only on 127.0.0.2; a push to 127.0.0.1 at that port would be refused.
     let lb = Listener::bind_on(SocketAddr::new(OTHER_HOST.into(), 0));
     let reply = raw_from(Some(OTHER_HOST.into()), a, &fields(&["CONNECT", "bob", &lb.port().to_string()]));
     assert_eq!(reply, [0]);
-    let id = send(a, "alice", "bob", "over there");
-    assert_eq!(lb.next(), message("alice", id, "over there"));
-    assert_eq!(la.next(), ack(id));
+    send_pushed(a, ("alice", &la), ("bob", &lb), "over there");
 }
 
 #[test]
@@ -112,8 +104,7 @@ fn concurrent_senders_lose_nothing_duplicate_nothing_and_keep_per_sender_order()
 fn a_dead_listener_keeps_the_message_for_the_next_connect() {
     let s = start();
     let a = s.addr();
-    register(a, "alice");
-    register(a, "bob");
+    register_all(a, &["alice", "bob"]);
     let la = online(a, "alice");
     let dead = dead_port();
     assert_eq!(call(a, &["CONNECT", "bob", &dead.to_string()]), [0]);
@@ -132,8 +123,7 @@ fn a_listener_that_starts_accepting_after_the_connect_reply_gets_its_messages() 
     // Some original clients bind their listener only after reading the CONNECT reply (docs/protocol.md 5.4).
     let s = start();
     let a = s.addr();
-    register(a, "alice");
-    register(a, "bob");
+    register_all(a, &["alice", "bob"]);
     let la = online(a, "alice");
     send(a, "alice", "bob", "queued");
     let port = dead_port();
@@ -153,8 +143,7 @@ fn a_listener_that_starts_accepting_after_the_connect_reply_gets_its_messages() 
 fn an_ack_owed_to_an_offline_sender_arrives_at_its_next_connect() {
     let s = start();
     let a = s.addr();
-    register(a, "alice");
-    register(a, "bob");
+    register_all(a, &["alice", "bob"]);
     let la = online(a, "alice");
     let id = send(a, "alice", "bob", "read this later");
     assert_eq!(call(a, &["DISCONNECT", "alice"]), [0]);
@@ -170,9 +159,7 @@ fn an_ack_owed_to_an_offline_sender_arrives_at_its_next_connect() {
 fn unregister_discards_the_queue_and_drops_acks_for_a_departed_sender() {
     let s = start();
     let a = s.addr();
-    for u in ["alice", "bob", "carol"] {
-        register(a, u);
-    }
+    register_all(a, &["alice", "bob", "carol"]);
     let la = online(a, "alice");
     send(a, "alice", "bob", "never read");
     let id = send(a, "alice", "carol", "from a departed sender");
@@ -189,8 +176,7 @@ fn unregister_discards_the_queue_and_drops_acks_for_a_departed_sender() {
 fn a_new_message_never_overtakes_older_pending_ones() {
     let s = start();
     let a = s.addr();
-    register(a, "alice");
-    register(a, "bob");
+    register_all(a, &["alice", "bob"]);
     let _la = online(a, "alice"); // alive for the acknowledgements
     for n in 1..=20 {
         send(a, "alice", "bob", &format!("m{n}"));
@@ -209,9 +195,7 @@ fn a_new_message_never_overtakes_older_pending_ones() {
 fn a_slow_listener_does_not_stall_other_users() {
     let s = start();
     let a = s.addr();
-    for u in ["alice", "bob", "carol"] {
-        register(a, u);
-    }
+    register_all(a, &["alice", "bob", "carol"]);
     let _la = online(a, "alice");
     // Bob's "listener" accepts connections into the backlog but never reads: pushes to it still complete,
     // and carol is served normally meanwhile.
@@ -231,8 +215,7 @@ fn a_listener_that_resets_without_reading_gets_the_message_again_and_no_ack_is_s
     // A push counts as delivered only once the listener has read it and closed in order (docs/protocol.md 5.3).
     let s = start();
     let a = s.addr();
-    register(a, "alice");
-    register(a, "bob");
+    register_all(a, &["alice", "bob"]);
     let la = online(a, "alice");
     let id = send(a, "alice", "bob", "read me");
     let resetting = TcpListener::bind(("127.0.0.1", 0)).unwrap();
@@ -257,9 +240,7 @@ fn a_recipient_with_a_long_queue_does_not_hold_up_other_users_pushes() {
     const QUEUED: usize = 60;
     let s = start();
     let a = s.addr();
-    for u in ["alice", "bob", "carol"] {
-        register(a, u);
-    }
+    register_all(a, &["alice", "bob", "carol"]);
     let la = online(a, "alice");
     for i in 0..QUEUED {
         send(a, "alice", "bob", &format!("m{i}"));

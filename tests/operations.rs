@@ -1,23 +1,14 @@
 //! Every row of every reply table of docs/protocol.md section 4, with the exact reply bytes.
 
-use e2e::*;
 use server::Config;
-
-/// One byte over the field limit.
-fn long() -> String {
-    "x".repeat(protocol::MAX_FIELD_LEN + 1)
-}
+use testkit::rows::{self, long};
+use testkit::*;
 
 #[test]
 fn register_rows() {
     let s = start();
     let a = s.addr();
-    assert_eq!(call(a, &["REGISTER", "Alice Liddell", "alice", "04/05/1852"]), [0], "new user");
-    assert_eq!(call(a, &["REGISTER", "Someone Else", "alice", "01/01/2000"]), [1], "alias in use");
-    assert_eq!(call(a, &["REGISTER", "Nobody", "", "01/01/2000"]), [2], "empty alias");
-    assert_eq!(call(a, &["REGISTER", &long(), "bob", "01/01/2000"]), [2], "over-long full name");
-    assert_eq!(call(a, &["REGISTER", "Bob", "bob", ""]), [0], "empty date and name are fine");
-    assert_eq!(call(a, &["REGISTER", "", "Alice", ""]), [0], "aliases are case-sensitive");
+    rows::register_rows(a);
     let users = s.store().snapshot();
     let aliases: Vec<_> = users.iter().map(|u| u.alias.as_str()).collect();
     assert_eq!(aliases, ["alice", "bob", "Alice"]);
@@ -30,12 +21,7 @@ fn register_rows() {
 fn unregister_rows() {
     let s = start();
     let a = s.addr();
-    register(a, "alice");
-    let _l = register_online(a, "bob");
-    assert_eq!(call(a, &["UNREGISTER", "alice"]), [0], "disconnected user");
-    assert_eq!(call(a, &["UNREGISTER", "bob"]), [0], "connected user");
-    assert_eq!(call(a, &["UNREGISTER", "alice"]), [1], "no such user");
-    assert_eq!(call(a, &["UNREGISTER", &long()]), [2], "over-long alias");
+    let _l = rows::unregister_rows(a);
     assert!(s.store().is_empty());
     // Re-registering starts from scratch.
     register(a, "alice");
@@ -46,17 +32,10 @@ fn unregister_rows() {
 fn connect_rows() {
     let s = start();
     let a = s.addr();
-    register(a, "alice");
     let l = Listener::bind();
-    let port = l.port().to_string();
-    assert_eq!(call(a, &["CONNECT", "nobody", &port]), [1], "no such user");
-    for bad in ["0", "65536", "abc", "-1", "", " 80"] {
-        assert_eq!(call(a, &["CONNECT", "alice", bad]), [3], "port {bad:?}");
-    }
-    assert_eq!(call(a, &["CONNECT", &long(), &port]), [3], "over-long alias");
+    rows::connect_refusals(a, &l.port_field());
     assert_eq!(s.store().is_connected("alice"), Some(false), "failures change nothing");
-    assert_eq!(call(a, &["CONNECT", "alice", &port]), [0], "connected");
-    assert_eq!(call(a, &["CONNECT", "alice", &port]), [2], "already connected");
+    rows::connect_accepted(a, &l.port_field());
     assert_eq!(s.store().is_connected("alice"), Some(true));
 }
 
@@ -64,11 +43,7 @@ fn connect_rows() {
 fn disconnect_rows() {
     let s = start();
     let a = s.addr();
-    register(a, "alice");
-    register(a, "bob");
-    let _l = online(a, "alice");
-    assert_eq!(call(a, &["DISCONNECT", "nobody"]), [1], "no such user");
-    assert_eq!(call(a, &["DISCONNECT", "bob"]), [2], "not connected");
+    let _l = rows::disconnect_refusals(a);
     let other = raw_from(Some(OTHER_HOST.into()), a, &fields(&["DISCONNECT", "alice"]));
     assert_eq!(other, [3], "from another address");
     assert_eq!(s.store().is_connected("alice"), Some(true), "the refused DISCONNECT changed nothing");
@@ -90,20 +65,8 @@ fn disconnect_ip_check_can_be_disabled() {
 fn send_rows_and_ids() {
     let s = start();
     let a = s.addr();
-    register(a, "alice");
-    register(a, "bob");
-    assert_eq!(call(a, &["SEND", "alice", "bob", "hi"]), [2], "sender not connected");
-    let _l = online(a, "alice");
-    assert_eq!(call(a, &["SEND", "alice", "nobody", "hi"]), [1], "unknown recipient");
-    assert_eq!(call(a, &["SEND", "nobody", "bob", "hi"]), [1], "unknown sender");
-    assert_eq!(call(a, &["SEND", "alice", "bob", &long()]), [2], "text over 255 bytes");
-    // 255 bytes made of two-byte characters and one ASCII byte: the limit counts bytes.
-    let max_text = format!("{}x", "é".repeat(127));
-    assert_eq!(max_text.len(), 255);
-    assert_eq!(call(a, &["SEND", "alice", "bob", &max_text]), b"\x001\x00", "first id is 1; failures used none");
-    assert_eq!(call(a, &["SEND", "alice", "bob", "two"]), b"\x002\x00");
-    assert_eq!(call(a, &["SEND", "alice", "alice", "to myself"]), b"\x003\x00", "sending to oneself");
-    assert_eq!(call(a, &["SEND", "alice", "bob", ""]), b"\x004\x00", "empty text is accepted");
+    let _l = rows::send_refusals(a);
+    rows::send_ids(a);
     let users = s.store().snapshot();
     assert_eq!(users[0].last_id, 4);
     assert_eq!(users[1].queue.len(), 3, "bob, offline, holds three messages");
@@ -125,12 +88,7 @@ fn ids_are_per_sender() {
 fn send_to_a_full_queue_fails_and_consumes_no_id() {
     let s = start_with(Config { max_queue: 2, ..Config::default() });
     let a = s.addr();
-    register(a, "alice");
-    register(a, "bob");
-    let _l = online(a, "alice");
-    assert_eq!(send(a, "alice", "bob", "1"), 1);
-    assert_eq!(send(a, "alice", "bob", "2"), 2);
-    assert_eq!(call(a, &["SEND", "alice", "bob", "3"]), [2], "queue full");
+    let _l = rows::full_queue_rows(a);
     assert_eq!(s.store().snapshot()[0].last_id, 2);
 }
 
@@ -138,16 +96,9 @@ fn send_to_a_full_queue_fails_and_consumes_no_id() {
 fn connectedusers_rows() {
     let s = start();
     let a = s.addr();
-    for u in ["alice", "bob", "carol"] {
-        register(a, u);
-    }
+    register_all(a, &["alice", "bob", "carol"]);
     let (la, lc) = (Listener::bind(), Listener::bind());
     connect(a, "carol", &lc);
     connect(a, "alice", &la);
-    assert_eq!(call(a, &["CONNECTEDUSERS", "alice"]), b"\x002\x00alice\x00carol\x00", "registration order");
-    assert_eq!(call(a, &["CONNECTEDUSERS", "bob"]), [1], "requester not connected");
-    assert_eq!(call(a, &["CONNECTEDUSERS", "nobody"]), [2], "requester not registered");
-    assert_eq!(call(a, &["CONNECTEDUSERS", &long()]), [2], "over-long alias");
-    assert_eq!(call(a, &["DISCONNECT", "carol"]), [0]);
-    assert_eq!(call(a, &["CONNECTEDUSERS", "alice"]), b"\x001\x00alice\x00");
+    rows::connectedusers_rows(a, a);
 }

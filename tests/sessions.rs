@@ -3,15 +3,14 @@
 
 use std::net::TcpListener;
 
-use e2e::*;
 use server::Config;
+use testkit::*;
 
 #[test]
 fn a_connect_replaces_a_session_whose_listener_is_gone() {
     let s = start();
     let a = s.addr();
-    register(a, "alice");
-    register(a, "bob");
+    register_all(a, &["alice", "bob"]);
     let old = online(a, "alice");
     let old_port = old.port();
     drop(old); // the client was killed: its listener is gone, no DISCONNECT was sent
@@ -19,9 +18,7 @@ fn a_connect_replaces_a_session_whose_listener_is_gone() {
     assert_ne!(new.port(), old_port);
     assert_eq!(call(a, &["CONNECT", "alice", &new.port().to_string()]), [0], "the dead session is replaced");
     let lb = online(a, "bob");
-    let id = send(a, "bob", "alice", "to the new session");
-    assert_eq!(new.next(), message("bob", id, "to the new session"));
-    assert_eq!(lb.next(), ack(id));
+    send_pushed(a, ("bob", &lb), ("alice", &new), "to the new session");
 }
 
 #[test]

@@ -12,8 +12,8 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use e2e::*;
 use server::Config;
+use testkit::*;
 
 /// A well-behaved request must be answered this fast even while slow peers are around.
 const PROMPT: Duration = Duration::from_secs(3);
@@ -34,18 +34,6 @@ fn assert_served_promptly(from: Option<IpAddr>, addr: SocketAddr) {
     let started = Instant::now();
     assert_eq!(raw_from(from, addr, &fields(&["CONNECTEDUSERS", "nobody"])), [2], "answered (from {from:?})");
     assert!(started.elapsed() < PROMPT, "answered in {:?} (from {from:?})", started.elapsed());
-}
-
-/// Whether the server has closed `stream` without a reply: end of stream or a reset within `wait`.
-fn closed_within(stream: &mut TcpStream, wait: Duration) -> bool {
-    stream.set_read_timeout(Some(wait)).expect("timeout");
-    let mut buf = [0u8; 64];
-    match stream.read(&mut buf) {
-        Ok(0) => true,
-        Ok(n) => panic!("unexpected reply {:?}", &buf[..n]),
-        Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => false,
-        Err(_) => true, // reset: closed with unread input
-    }
 }
 
 #[test]

@@ -2,7 +2,6 @@
 //! run checks every delivery, populate writes a directory the server recovers, and the command line follows
 //! the workspace's conventions (exit 2 for usage, 1 for a runtime error with one clear line).
 
-use std::net::TcpListener;
 use std::process::{Command, Output};
 
 use server::{Config, Server};
@@ -17,7 +16,7 @@ fn text(bytes: &[u8]) -> String {
 
 #[test]
 fn the_standard_run_against_a_live_server_delivers_everything_exactly_once() {
-    let server = Server::bind(Config::default()).and_then(Server::spawn).expect("server on 127.0.0.1:0");
+    let server = testkit::start();
     let port = server.addr().port().to_string();
     let out = bench(
         &["-s", "127.0.0.1", "-p", &port, "-u", "6", "--connected", "4", "-c", "2", "-n", "60"]
@@ -34,7 +33,7 @@ fn the_standard_run_against_a_live_server_delivers_everything_exactly_once() {
 
 #[test]
 fn a_refused_connection_is_named_and_exits_1() {
-    let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port();
+    let port = testkit::dead_port();
     let out = bench(&["-p", &port.to_string(), "-q"]);
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");

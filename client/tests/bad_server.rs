@@ -143,21 +143,7 @@ fn push(port: u16, bytes: &[u8]) {
 
 #[test]
 fn malformed_pushes_are_logged_and_dropped_and_text_is_decoded_leniently() {
-    let (addr, requests) = fake(|req| match req {
-        Request::Register { .. } | Request::Connect { .. } | Request::Disconnect { .. } => Some(vec![0]),
-        _ => None,
-    });
-    let mut c = Client::start("pushed", addr, &[]);
-    c.run("REGISTER me", "REGISTER OK");
-    c.run("CONNECT me", "CONNECT OK");
-    let port = requests
-        .try_iter()
-        .find_map(|r| match r {
-            Request::Connect { port, .. } => Some(port),
-            _ => None,
-        })
-        .expect("the fake saw CONNECT");
-
+    let (mut c, port) = connected_client("pushed", &[]);
     push(port, b"HELLO\0world\0"); // unknown push
     push(port, b"SEND_MESSAGE\0bob\0"); // cut short
     push(port, b"SEND_MESS_ACK\0minus one\0"); // bad id
@@ -177,11 +163,7 @@ fn malformed_pushes_are_logged_and_dropped_and_text_is_decoded_leniently() {
 
 /// Writes `bytes` to the listener at `port` from the address `from` (a loopback address other than 127.0.0.1).
 fn push_from(from: Ipv4Addr, port: u16, bytes: &[u8]) {
-    use socket2::{Domain, Socket, Type};
-    let s = Socket::new(Domain::IPV4, Type::STREAM, None).expect("a socket");
-    s.bind(&SocketAddr::from((from, 0)).into()).expect("bind another loopback address");
-    s.connect(&SocketAddr::from((Ipv4Addr::LOCALHOST, port)).into()).expect("connect to the client's listener");
-    let mut s: TcpStream = s.into();
+    let mut s = testkit::connect_from(Some(from.into()), SocketAddr::from((Ipv4Addr::LOCALHOST, port)));
     // The listener may close it unread before the write: a reset here is the expected outcome, not an error.
     let _ = s.write_all(bytes);
 }

@@ -3,26 +3,16 @@
 
 mod support;
 
-use server::{Config, Server};
 use support::Client;
 
 #[test]
 fn a_message_full_of_spaces_and_tabs_arrives_normalized_through_the_web_service() {
-    let srv = Server::bind(Config::default()).and_then(Server::spawn).expect("start a server");
+    let srv = testkit::start();
     let ws = webservice::Service::bind("127.0.0.1:0", webservice::Config::default())
         .and_then(webservice::Service::spawn)
         .expect("start the web service");
     let url = ws.url();
-    let start = |name: &str| {
-        let args: Vec<String> = ["-s", "127.0.0.1", "-p", &srv.addr().port().to_string(), "--ws-url", &url]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
-        let mut c = Client::start_raw(name, &args);
-        c.run(&format!("REGISTER {name}"), "REGISTER OK");
-        c.run(&format!("CONNECT {name}"), "CONNECT OK");
-        c
-    };
+    let start = |name: &str| Client::online_with_service(name, srv.addr(), &url);
     let mut alice = start("alice");
     let mut bob = start("bob");
     alice.run("SEND bob   hello\t\tthere \t  bob\u{3000}\u{a0} ", "SEND OK - MESSAGE 1");

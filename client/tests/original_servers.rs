@@ -19,7 +19,6 @@ use std::thread;
 use std::time::Duration;
 
 use protocol::{FieldReader, Op, Request};
-use server::{Config, Server, ServerHandle};
 use support::Client;
 
 /// Most connections the stand-in serves before it stops (a bound on its loop).
@@ -135,10 +134,6 @@ fn forward(upstream: SocketAddr, req: &Request) -> std::io::Result<Vec<u8>> {
     Ok(reply)
 }
 
-fn server() -> ServerHandle {
-    Server::bind(Config::default()).and_then(Server::spawn).expect("start a server")
-}
-
 /// A client started and ended with no command, at some moment of another session.
 fn start_and_leave(fragile: &Fragile, moment: &str) {
     let mut c = Client::start(moment, fragile.addr, &[]);
@@ -149,7 +144,7 @@ fn start_and_leave(fragile: &Fragile, moment: &str) {
 
 #[test]
 fn the_stand_in_dies_on_an_empty_connection_after_replaying_the_last_request() {
-    let srv = server();
+    let srv = testkit::start();
     let fragile = Fragile::start(srv.addr());
     let mut c = Client::start("a", fragile.addr, &[]);
     c.run("REGISTER a", "REGISTER OK");
@@ -162,7 +157,7 @@ fn the_stand_in_dies_on_an_empty_connection_after_replaying_the_last_request() {
 
 #[test]
 fn the_stand_in_dies_on_a_request_cut_short_after_replaying_the_last_request() {
-    let srv = server();
+    let srv = testkit::start();
     let fragile = Fragile::start(srv.addr());
     let mut c = Client::start("a", fragile.addr, &[]);
     c.run("REGISTER a", "REGISTER OK");
@@ -177,7 +172,7 @@ fn the_stand_in_dies_on_a_request_cut_short_after_replaying_the_last_request() {
 
 #[test]
 fn clients_started_at_any_moment_leave_an_original_server_alive_and_cause_no_duplicate() {
-    let srv = server();
+    let srv = testkit::start();
     let fragile = Fragile::start(srv.addr());
     start_and_leave(&fragile, "before anything");
 

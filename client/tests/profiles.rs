@@ -5,27 +5,19 @@
 mod support;
 
 use protocol::Profile;
-use server::{Config, Server, ServerHandle};
+use server::{Config, ServerHandle};
 use support::Client;
 
 fn server(profile: Profile) -> ServerHandle {
-    Server::bind(Config { profile, ..Config::default() }).and_then(Server::spawn).expect("start a server")
-}
-
-/// A user registered and connected by a fresh client.
-fn online(name: &str, srv: &ServerHandle) -> Client {
-    let mut c = Client::start(name, srv.addr(), &[]);
-    c.run(&format!("REGISTER {name}"), "REGISTER OK");
-    c.run(&format!("CONNECT {name}"), "CONNECT OK");
-    c
+    testkit::start_with(Config { profile, ..Config::default() })
 }
 
 /// Two users talk; every status of every operation is produced by the server and printed by the client.
 fn session(profile: Profile) {
     let srv = server(profile);
     let long = "x".repeat(256); // over the field limit: the operation's generic failure
-    let mut alice = online("alice", &srv);
-    let mut bob = online("bob", &srv);
+    let mut alice = Client::online("alice", srv.addr());
+    let mut bob = Client::online("bob", srv.addr());
 
     // REGISTER 1 and 2.
     alice.run("REGISTER alice", "USERNAME IN USE");

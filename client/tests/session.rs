@@ -4,30 +4,19 @@ mod support;
 
 use std::net::TcpListener;
 
-use server::{Config, Server, ServerHandle};
+use server::ServerHandle;
 use support::{fake_web_service, run_to_exit, soap_fault, soap_result, Client};
-
-fn server() -> ServerHandle {
-    Server::bind(Config::default()).and_then(Server::spawn).expect("start a server")
-}
+use testkit::start as server;
 
 fn connected(srv: &ServerHandle, alias: &str) -> Option<bool> {
     srv.store().is_connected(alias)
 }
 
-/// A user registered and connected by a fresh client.
-fn online(name: &str, srv: &ServerHandle) -> Client {
-    let mut c = Client::start(name, srv.addr(), &[]);
-    c.run(&format!("REGISTER {name}"), "REGISTER OK");
-    c.run(&format!("CONNECT {name}"), "CONNECT OK");
-    c
-}
-
 #[test]
 fn two_users_talk_both_ways_and_quit() {
     let srv = server();
-    let mut alice = online("alice", &srv);
-    let mut bob = online("bob", &srv);
+    let mut alice = Client::online("alice", srv.addr());
+    let mut bob = Client::online("bob", srv.addr());
     assert_eq!(srv.store().connected_users(), ["alice", "bob"]);
 
     alice.run("CONNECTEDUSERS", "CONNECTED USERS (2 users connected) OK - alice, bob");
@@ -62,7 +51,7 @@ fn two_users_talk_both_ways_and_quit() {
 #[test]
 fn a_message_to_an_offline_user_is_printed_when_that_user_connects() {
     let srv = server();
-    let mut alice = online("alice", &srv);
+    let mut alice = Client::online("alice", srv.addr());
     let mut bob = Client::start("bob", srv.addr(), &[]);
     bob.run("REGISTER bob 02/03/2001 Bob the Builder", "REGISTER OK");
 
@@ -94,7 +83,7 @@ fn a_message_to_an_offline_user_is_printed_when_that_user_connects() {
 #[test]
 fn a_script_that_sends_then_ends_at_once_still_sees_its_acknowledgements() {
     let srv = server();
-    let mut bob = online("bob", &srv);
+    let mut bob = Client::online("bob", srv.addr());
     let mut alice = Client::start("alice", srv.addr(), &[]);
     for line in ["REGISTER alice", "CONNECT alice", "SEND bob one", "SEND bob two"] {
         alice.type_line(line);
@@ -203,7 +192,7 @@ fn pipe_mode_prints_no_prompt_unless_asked() {
 #[test]
 fn ctrl_c_disconnects_then_exits() {
     let srv = server();
-    let mut c = online("zed", &srv);
+    let mut c = Client::online("zed", srv.addr());
     assert_eq!(connected(&srv, "zed"), Some(true));
     let killed = std::process::Command::new("kill").args(["-INT", &c.pid().to_string()]).status().expect("run kill");
     assert!(killed.success());
@@ -235,23 +224,11 @@ fn wrong_arguments_are_a_usage_error() {
     }
 }
 
-/// A client that normalizes through the web service at `url` (named explicitly).
-fn with_service(name: &str, srv: &ServerHandle, url: &str) -> Client {
-    let args: Vec<String> = ["-s", "127.0.0.1", "-p", &srv.addr().port().to_string(), "--ws-url", url]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-    let mut c = Client::start_raw(name, &args);
-    c.run(&format!("REGISTER {name}"), "REGISTER OK");
-    c.run(&format!("CONNECT {name}"), "CONNECT OK");
-    c
-}
-
 #[test]
 fn the_web_service_answer_is_what_gets_sent() {
     let srv = server();
     let url = fake_web_service(200, soap_result("as the service &amp; only it says"));
-    let mut c = with_service("w", &srv, &url);
+    let mut c = Client::online_with_service("w", srv.addr(), &url);
     c.run("SEND w  whatever   was typed ", "SEND OK - MESSAGE 1");
     c.expect_message(1, "w", "as the service & only it says");
     c.expect("SEND MESSAGE 1 OK");
@@ -262,14 +239,14 @@ fn the_web_service_answer_is_what_gets_sent() {
 #[test]
 fn a_web_service_that_faults_or_is_down_fails_the_send() {
     let srv = server();
-    let mut faulty = with_service("f", &srv, &fake_web_service(500, soap_fault()));
+    let mut faulty = Client::online_with_service("f", srv.addr(), &fake_web_service(500, soap_fault()));
     faulty.run("SEND f hello", "SEND FAIL");
     faulty.end_input();
     assert!(faulty.expect_exit(&["DISCONNECT OK"]).success());
     assert!(faulty.stderr_all().contains("fault"));
 
     let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let mut down = with_service("d", &srv, &format!("http://127.0.0.1:{port}/"));
+    let mut down = Client::online_with_service("d", srv.addr(), &format!("http://127.0.0.1:{port}/"));
     down.run("SEND d hello", "SEND FAIL");
     down.end_input();
     assert!(down.expect_exit(&["DISCONNECT OK"]).success());
@@ -279,7 +256,7 @@ fn a_web_service_that_faults_or_is_down_fails_the_send() {
 #[test]
 fn the_shell_explains_on_stderr_and_keeps_stdout_to_the_result_lines() {
     let srv = server();
-    let mut bob = online("bob", &srv);
+    let mut bob = Client::online("bob", srv.addr());
     let mut c = Client::start("script", srv.addr(), &[]);
     // The whole script at once, as a pipe delivers it.
     for line in [

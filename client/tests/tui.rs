@@ -10,7 +10,7 @@ use std::process::{Command, Output};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use server::{Config, Server, ServerHandle};
+use server::ServerHandle;
 
 /// Bound on waiting for something to appear on a screen (generous: CI machines are slow).
 const SCREEN_TIMEOUT: Duration = Duration::from_secs(20);
@@ -207,7 +207,7 @@ fn online(tmux: &Tmux, name: &str) {
 #[test]
 fn two_tuis_talk_see_delivery_marks_get_offline_messages_and_keep_history() {
     let tmux = Tmux::new();
-    let srv = Server::bind(Config::default()).and_then(Server::spawn).expect("start a server");
+    let srv = testkit::start();
     let (alice_dir, bob_dir) = (TempDir::new("alice"), TempDir::new("bob"));
     tmux.start("alice", &srv, &alice_dir.0);
     tmux.start("bob", &srv, &bob_dir.0);
@@ -281,7 +281,7 @@ fn two_tuis_talk_see_delivery_marks_get_offline_messages_and_keep_history() {
 
 #[test]
 fn without_a_terminal_the_tui_refuses_to_start_and_says_why() {
-    let srv = Server::bind(Config::default()).and_then(Server::spawn).expect("start a server");
+    let srv = testkit::start();
     let addr = srv.addr();
     let out = Command::new(env!("CARGO_BIN_EXE_client"))
         .args(["-s", &addr.ip().to_string(), "-p", &addr.port().to_string(), "--tui"])

@@ -1,9 +1,7 @@
 //! Compaction under real conditions: while requests go on, after a backlog drains, and from a directory that a
 //! tool populated. Every wait is bounded; only the data directory is touched.
 
-use std::fs;
 use std::net::{Ipv4Addr, SocketAddr};
-use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread;
@@ -13,12 +11,9 @@ use protocol::ConnectStatus;
 use server::journal::{self, Durability, FileJournal, Options, COMPACT_FACTOR};
 use server::store::{Entry, UserState};
 use server::Store;
+use testkit::dir_size;
 
 const TIMEOUT: Duration = Duration::from_secs(20);
-
-fn dir_size(dir: &Path) -> u64 {
-    fs::read_dir(dir).unwrap().flatten().map(|e| e.metadata().map_or(0, |m| m.len())).sum()
-}
 
 fn listener() -> SocketAddr {
     SocketAddr::from((Ipv4Addr::LOCALHOST, 9))

@@ -4,13 +4,11 @@
 //! it cannot make durable, recovers by itself once the disk works, and after a `kill -9` nothing acknowledged is
 //! lost and nothing delivered comes back.
 
-mod support;
-
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use support::{request, PushListener, ServerProcess};
+use testkit::{request, Listener, ServerProcess};
 
 /// Builds the shim into `dir`; a missing C compiler fails the test with a clear message.
 fn build_shim(dir: &Path) -> PathBuf {
@@ -51,7 +49,7 @@ fn a_failing_disk_refuses_changes_recovers_by_itself_and_a_kill_9_loses_and_repe
         ],
     );
     let a = server.addr;
-    let (la, lb) = (PushListener::bind(), PushListener::bind());
+    let (la, lb) = (Listener::bind(), Listener::bind());
     assert_eq!(request(a, &["REGISTER", "Alice", "alice", "01/01/2000"]), [0]);
     assert_eq!(request(a, &["REGISTER", "Bob", "bob", "01/01/2000"]), [0]);
     assert_eq!(request(a, &["CONNECT", "alice", &la.port_field()]), [0]);
@@ -73,7 +71,7 @@ fn a_failing_disk_refuses_changes_recovers_by_itself_and_a_kill_9_loses_and_repe
     server.kill_9();
     let server = ServerProcess::start(&["--data-dir", data_arg]);
     let a = server.addr;
-    let lb2 = PushListener::bind();
+    let lb2 = Listener::bind();
     assert_eq!(request(a, &["CONNECT", "bob", &lb2.port_field()]), [0]);
     assert_eq!(request(a, &["CONNECT", "alice", &la.port_field()]), [0]);
     assert_eq!(send(a, "alice", "bob", "m4"), b"\x003\x00", "alice's ids keep increasing");

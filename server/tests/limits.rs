@@ -1,24 +1,9 @@
 //! The slow-peer limits reach the server through the binary's flags (docs/protocol.md 2.5); their behaviour in detail is tested in-process by the e2e crate (tests/slow_peers.rs).
 
-mod support;
-
-use std::io::{ErrorKind, Read, Write};
-use std::net::TcpStream;
+use std::io::Write;
 use std::time::{Duration, Instant};
 
-use support::{connect_from, request, ServerProcess, IO_TIMEOUT};
-
-/// Whether the server closed `stream` without a reply (end of stream or reset) within `wait`.
-fn closed_within(stream: &mut TcpStream, wait: Duration) -> bool {
-    stream.set_read_timeout(Some(wait)).expect("read timeout");
-    let mut buf = [0u8; 16];
-    match stream.read(&mut buf) {
-        Ok(0) => true,
-        Ok(n) => panic!("unexpected reply {:?}", &buf[..n]),
-        Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => false,
-        Err(_) => true,
-    }
-}
+use testkit::{closed_within, connect_from, request, ServerProcess, TIMEOUT};
 
 #[test]
 fn the_binary_cuts_a_slow_request_at_its_deadline() {
@@ -27,7 +12,7 @@ fn the_binary_cuts_a_slow_request_at_its_deadline() {
     let mut slow = connect_from(None, srv.addr);
     slow.write_all(b"REGISTER\0half").expect("written");
     // Well before the 60 s idle timeout.
-    assert!(closed_within(&mut slow, IO_TIMEOUT), "closed at the deadline");
+    assert!(closed_within(&mut slow, TIMEOUT), "closed at the deadline");
     assert!(started.elapsed() >= Duration::from_secs(1), "not before it");
     assert_eq!(request(srv.addr, &["CONNECTEDUSERS", "nobody"]), b"\x02");
 }
@@ -48,30 +33,13 @@ fn the_binary_sheds_an_address_over_its_limit() {
     first.write_all(b"SEND\0").expect("written");
     // A second connection from the same address sheds the first, long before any timeout.
     assert_eq!(request(srv.addr, &["CONNECTEDUSERS", "nobody"]), b"\x02");
-    assert!(closed_within(&mut first, IO_TIMEOUT), "the older incomplete request was shed");
+    assert!(closed_within(&mut first, TIMEOUT), "the older incomplete request was shed");
 }
 
 #[test]
 fn zero_limits_are_refused() {
     for flag in ["--request-deadline", "--max-pending-per-address", "--max-deliveries"] {
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_server"))
-            .args(["-p", "0", "--bind", "127.0.0.1", flag, "0"])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("run the server");
-        let deadline = Instant::now() + IO_TIMEOUT;
-        let status = loop {
-            if let Some(status) = child.try_wait().expect("wait") {
-                break status;
-            }
-            if Instant::now() >= deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("{flag} 0 was accepted: the server kept running");
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        };
-        assert_eq!(status.code(), Some(2), "{flag} 0");
+        let (code, _) = ServerProcess::run_to_exit(&[flag, "0"]);
+        assert_eq!(code, Some(2), "{flag} 0");
     }
 }

@@ -12,21 +12,16 @@
 //!
 //! The exact bytes below are taken from table A.1 and from those clients' code, not from our encoder.
 
-mod support;
-
 use std::io::Write;
 use std::time::{Duration, Instant};
 
 use protocol::Profile;
 use server::handler::SHORT_REGISTER_WAIT;
-use server::{Config, Server, ServerHandle};
-use support::{
-    connect_from, read_to_close, request, request_from, write_fields, PushListener, ServerProcess, OTHER_HOST,
+use server::Config;
+use testkit::{
+    connect_from, read_to_close, request, request_from, start_with as start, write_fields, Listener, ServerProcess,
+    OTHER_HOST,
 };
-
-fn start(config: Config) -> ServerHandle {
-    Server::bind(config).and_then(Server::spawn).expect("server starts on 127.0.0.1:0")
-}
 
 /// What one profile answers in the scenario of [`session`].
 struct Expected {
@@ -81,7 +76,7 @@ fn session(profile: Profile, date: &str, want: &Expected) {
     assert_eq!(request(a, &["REGISTER", "Alice A", "alice", date]), one, "{profile:?}: alias in use");
     assert_eq!(request(a, &["REGISTER", "Bob B", "bob", date]), ok, "{profile:?}: REGISTER bob");
 
-    let (la, lb) = (PushListener::bind(), PushListener::bind());
+    let (la, lb) = (Listener::bind(), Listener::bind());
     assert_eq!(request(a, &["CONNECT", "alice", &la.port_field()]), ok, "{profile:?}: CONNECT");
     assert_eq!(request(a, &["CONNECT", "bob", &lb.port_field()]), ok, "{profile:?}: CONNECT bob");
     assert_eq!(request(a, &["CONNECT", "alice", &la.port_field()]), two, "{profile:?}: already connected");
@@ -140,7 +135,7 @@ fn ascii_u32_ids_are_big_endian() {
     let srv = start(Config { profile: Profile::AsciiU32, ..Config::default() });
     let a = srv.addr();
     assert_eq!(request(a, &["REGISTER", "n", "alice", "d"]), b"0\x00");
-    let l = PushListener::bind();
+    let l = Listener::bind();
     assert_eq!(request(a, &["CONNECT", "alice", &l.port_field()]), b"0\x00");
     for id in 1u32..=3 {
         let mut want = b"0\x00".to_vec();
@@ -158,11 +153,11 @@ fn a_message_stored_for_an_offline_molinalg_user_is_flushed_as_receive_mess() {
     for alias in ["alice", "bob"] {
         assert_eq!(request(a, &["REGISTER", alias, alias, "01-01-1970"]), b"0\x00");
     }
-    let la = PushListener::bind();
+    let la = Listener::bind();
     assert_eq!(request(a, &["CONNECT", "alice", &la.port_field()]), b"0\x00");
     assert_eq!(request(a, &["SEND", "alice", "bob", "first"]), b"0\x001\x00");
     assert_eq!(request(a, &["SEND", "alice", "bob", "second"]), b"0\x002\x00");
-    let lb = PushListener::bind();
+    let lb = Listener::bind();
     assert_eq!(request(a, &["CONNECT", "bob", &lb.port_field()]), b"0\x00");
     assert_eq!(lb.next(), b"RECEIVE_MESS\x001\x00alice\x00first\x00");
     assert_eq!(lb.next(), b"RECEIVE_MESS\x002\x00alice\x00second\x00");
@@ -190,7 +185,7 @@ fn a_one_field_register_is_accepted_after_the_wait() {
     // The same alias again is in use, as with a full REGISTER.
     assert_eq!(request(a, &["REGISTER", "sunni"]), b"\x01");
     // The rest of the session is the standard one.
-    let l = PushListener::bind();
+    let l = Listener::bind();
     assert_eq!(request(a, &["CONNECT", "sunni", &l.port_field()]), b"\x00");
     assert_eq!(request(a, &["SEND", "sunni", "sunni", "hi me"]), b"\x001\x00");
     assert_eq!(l.next(), b"SEND_MESSAGE\x00sunni\x001\x00hi me\x00");
@@ -254,7 +249,7 @@ fn the_binary_wires_the_compatibility_flags() {
     let a = srv.addr;
     assert_eq!(request(a, &["REGISTER", "molina"]), b"0\x00", "short REGISTER, ASCII status");
     srv.expect_prefix("s> REGISTER molina OK");
-    let l = PushListener::bind();
+    let l = Listener::bind();
     assert_eq!(request(a, &["CONNECT", "molina", &l.port_field()]), b"0\x00");
     srv.expect_prefix("s> CONNECT molina OK");
     // Without the address check, a DISCONNECT from another address is obeyed.

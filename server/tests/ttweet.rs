@@ -2,24 +2,16 @@
 //! ended by closing the sending side, a read is `d\n` answered with the last message up to the server's close.
 //! And the session log file (`--log-file`), which repeats the console.
 
-mod support;
-
 use std::io::Write;
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::thread;
 use std::time::Duration;
 
-use server::{Config, Server, ServerHandle};
-use support::{connect_from, read_to_close, request, ServerProcess};
+use server::{Config, Server};
+use testkit::{connect_from, read_to_close, request, ServerProcess};
 use ttweet::{EMPTY_BOARD, MAX_CHARS};
 
-fn start(config: Config) -> (ServerHandle, SocketAddr) {
-    let srv = Server::bind(Config { ttweet_port: Some(0), ..config })
-        .and_then(Server::spawn)
-        .expect("server starts on 127.0.0.1:0");
-    let board = srv.ttweet_addr().expect("the board was asked for");
-    (srv, board)
-}
+use testkit::start_board as start;
 
 /// Posts as the original client does (its `close()` right after `sendall` is, on the wire, the same end of stream
 /// as this half-close), then waits for the board's close, which comes once the post is stored. Returns what the

@@ -1,16 +1,12 @@
 //! The `ttweet` binary against the board of a real server (`server --ttweet-port`) on 127.0.0.1.
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::process::{Command, Output};
 
-use server::{Config, Server, ServerHandle};
+use server::{Config, ServerHandle};
 
 fn board() -> (ServerHandle, SocketAddr) {
-    let srv = Server::bind(Config { ttweet_port: Some(0), ..Config::default() })
-        .and_then(Server::spawn)
-        .expect("start a server with a board");
-    let addr = srv.ttweet_addr().expect("the board was asked for");
-    (srv, addr)
+    testkit::start_board(Config::default())
 }
 
 /// Runs `ttweet` to completion (it never reads stdin; every network step is bounded by its own timeouts).
@@ -84,7 +80,7 @@ fn bad_addresses_and_ports_are_clear_errors() {
     assert!(stderr(&out).contains("server address invalid: \"no such host\""), "{}", stderr(&out));
 
     // A port nobody listens on: take a free one and close it again.
-    let free = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port();
+    let free = testkit::dead_port();
     let out = ttweet(&["-d", "127.0.0.1", &free.to_string()]);
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("cannot connect to the ttweet board at 127.0.0.1:"), "{}", stderr(&out));

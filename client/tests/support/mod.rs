@@ -8,10 +8,11 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::SocketAddr;
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{unbounded, Receiver, RecvTimeoutError};
+use testkit::lines_of;
 
 /// Bound on waiting for one expected line (generous: CI machines are slow, a failing test is not).
 pub const LINE_TIMEOUT: Duration = Duration::from_secs(15);
@@ -37,6 +38,27 @@ impl Client {
         args.push("--local-normalize".into());
         args.extend(extra.iter().map(|s| s.to_string()));
         Client::start_raw(name, &args)
+    }
+
+    /// A user registered and connected by a fresh client of the server at `server`.
+    pub fn online(name: &str, server: SocketAddr) -> Client {
+        Client::start(name, server, &[]).register_and_connect(name)
+    }
+
+    /// [`Client::online`] with a client that normalizes through the web service at `url` (named explicitly, so
+    /// without `--local-normalize`).
+    pub fn online_with_service(name: &str, server: SocketAddr, url: &str) -> Client {
+        let args: Vec<String> = ["-s", &server.ip().to_string(), "-p", &server.port().to_string(), "--ws-url", url]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        Client::start_raw(name, &args).register_and_connect(name)
+    }
+
+    fn register_and_connect(mut self, name: &str) -> Client {
+        self.run(&format!("REGISTER {name}"), "REGISTER OK");
+        self.run(&format!("CONNECT {name}"), "CONNECT OK");
+        self
     }
 
     /// Starts the client with exactly `args`.
@@ -171,20 +193,6 @@ impl Drop for Client {
             let _ = self.child.wait();
         }
     }
-}
-
-/// Lines of `r`, as they come, on a channel that closes at end of stream.
-fn lines_of<R: Read + Send + 'static>(r: R) -> Receiver<String> {
-    let (tx, rx) = unbounded();
-    thread::spawn(move || {
-        for line in BufReader::new(r).lines() {
-            let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    rx
 }
 
 /// Runs the client to completion with `args` and no input; returns its status and stderr.

@@ -2,13 +2,11 @@
 
 use std::io::Read;
 use std::net::TcpListener;
-use std::process::{Command, Stdio};
 use std::sync::mpsc::{channel, Receiver, Sender};
 use std::thread;
 
 use crate::redis::{free_port, Redis};
-use crate::support::{ServerProcess, IO_TIMEOUT};
-use crate::{ack, call, message, online, register, send};
+use testkit::{ack, call, eventually, message, online, register, register_all, send, ServerProcess, TIMEOUT};
 
 fn cluster_node(redis: &Redis, extra: &[&str]) -> ServerProcess {
     let url = redis.url();
@@ -53,7 +51,7 @@ fn stalling_listener() -> (u16, Receiver<Vec<u8>>, Sender<()>) {
         let mut first = true;
         for stream in listener.incoming() {
             let Ok(mut stream) = stream else { continue };
-            let _ = stream.set_read_timeout(Some(IO_TIMEOUT));
+            let _ = stream.set_read_timeout(Some(TIMEOUT));
             let mut bytes = Vec::new();
             let _ = (&mut stream).take(1 << 16).read_to_end(&mut bytes);
             if bytes == b"PROBE\0" {
@@ -65,7 +63,7 @@ fn stalling_listener() -> (u16, Receiver<Vec<u8>>, Sender<()>) {
                 break;
             }
             if held {
-                let _ = released.recv_timeout(IO_TIMEOUT);
+                let _ = released.recv_timeout(TIMEOUT);
             }
         }
     });
@@ -78,24 +76,23 @@ fn a_delivery_in_flight_on_a_killed_node_goes_out_again_by_itself_once_its_claim
     let ttl = ["--claim-ttl-ms", "1000"];
     let (a, b) = (cluster_node(&redis, &ttl), cluster_node(&redis, &ttl));
     let (aa, ba) = (a.addr, b.addr);
-    register(aa, "alice");
-    register(aa, "bob");
+    register_all(aa, &["alice", "bob"]);
     let la = online(aa, "alice");
     let (port, pushes, release) = stalling_listener();
     assert_eq!(call(aa, &["CONNECT", "bob", &port.to_string()]), [0]);
     assert_eq!(send(aa, "alice", "bob", "m1"), 1);
-    assert_eq!(pushes.recv_timeout(IO_TIMEOUT).expect("the first push"), message("alice", 1, "m1"));
+    assert_eq!(pushes.recv_timeout(TIMEOUT).expect("the first push"), message("alice", 1, "m1"));
     // A now waits for bob's listener to confirm m1, holding bob's claim: kill it there.
     a.kill_9();
     release.send(()).expect("the listener goes on");
     assert_eq!(send(ba, "alice", "bob", "m2"), 2, "accepted; the dead node's claim still holds the delivery");
     // Nothing else happens: once the claim has lapsed, B's sweeper resumes bob's delivery by itself.
     for i in 1..=2u32 {
-        let push = pushes.recv_timeout(IO_TIMEOUT).expect("a push, without any further request");
+        let push = pushes.recv_timeout(TIMEOUT).expect("a push, without any further request");
         assert_eq!(push, message("alice", i, &format!("m{i}")), "m1 again (never confirmed), then m2");
     }
     assert_eq!(send(ba, "alice", "bob", "m3"), 3);
-    assert_eq!(pushes.recv_timeout(IO_TIMEOUT).expect("a push"), message("alice", 3, "m3"));
+    assert_eq!(pushes.recv_timeout(TIMEOUT).expect("a push"), message("alice", 3, "m3"));
     for i in 1..=3u32 {
         assert_eq!(la.next(), ack(i), "one acknowledgement each");
     }
@@ -103,42 +100,10 @@ fn a_delivery_in_flight_on_a_killed_node_goes_out_again_by_itself_once_its_claim
     drop(b);
 }
 
-/// Runs the server binary to its exit (bounded); its status and stderr.
-fn run_to_exit(args: &[&str]) -> (Option<i32>, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_server"))
-        .args(["-p", "0", "--bind", "127.0.0.1"])
-        .args(args)
-        .env_remove("MSG_SERVER_CLUSTER")
-        .env_remove("MSG_SERVER_REQUIRE_DURABLE")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start the server binary");
-    let mut stderr = child.stderr.take().expect("piped stderr");
-    let (tx, rx) = channel();
-    thread::spawn(move || {
-        let mut text = String::new();
-        let _ = stderr.read_to_string(&mut text);
-        let _ = tx.send(text);
-    });
-    // stderr closes when the process exits; a server that kept running is killed by the failing assertion.
-    let text = match rx.recv_timeout(IO_TIMEOUT) {
-        Ok(text) => text,
-        Err(_) => {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("the server did not exit");
-        }
-    };
-    let status = child.wait().expect("wait for the server");
-    (status.code(), text)
-}
-
 #[test]
 fn a_node_pointed_at_a_redis_that_is_not_there_exits_with_an_error_that_says_so() {
     let url = format!("redis://127.0.0.1:{}", free_port());
-    let (code, stderr) = run_to_exit(&["--cluster", &url]);
+    let (code, stderr) = ServerProcess::run_to_exit(&["--cluster", &url]);
     assert_eq!(code, Some(1), "non-zero exit; stderr {stderr:?}");
     assert!(stderr.contains(&format!("error: cluster: cannot reach Redis at {url}")), "{stderr:?}");
     assert_eq!(stderr.lines().count(), 1, "one clear line: {stderr:?}");
@@ -148,7 +113,7 @@ fn a_node_pointed_at_a_redis_that_is_not_there_exits_with_an_error_that_says_so(
 fn require_durable_refuses_a_redis_that_does_not_sync_every_write_and_its_absence_only_warns() {
     let redis = Redis::start_with("everysec");
     let url = redis.url();
-    let (code, stderr) = run_to_exit(&["--cluster", &url, "--require-durable"]);
+    let (code, stderr) = ServerProcess::run_to_exit(&["--cluster", &url, "--require-durable"]);
     assert_eq!(code, Some(1), "refused; stderr {stderr:?}");
     assert!(stderr.contains("appendfsync everysec") && stderr.contains("not durable"), "{stderr:?}");
     let node = ServerProcess::start(&["--cluster", &url]);
@@ -162,13 +127,12 @@ fn require_durable_refuses_a_redis_that_does_not_sync_every_write_and_its_absenc
 fn an_acknowledgement_a_dead_node_left_pending_is_passed_on_by_the_sweeper() {
     let redis = Redis::start();
     let node = cluster_node(&redis, &["--claim-ttl-ms", "400"]);
-    register(node.addr, "alice");
-    register(node.addr, "bob");
+    register_all(node.addr, &["alice", "bob"]);
     let la = online(node.addr, "alice");
     let _lb = online(node.addr, "bob");
     // As a node leaves it when it dies between popping bob's message from alice and passing the ack on.
     assert!(redis.command(&["RPUSH", "msg:{bob}:p", "alice\x007"]).starts_with(":1"));
     assert_eq!(la.next(), ack(7), "passed on and pushed without any request");
-    crate::eventually("bob owes nothing", || redis.command(&["LLEN", "msg:{bob}:p"]).starts_with(":0"));
-    crate::eventually("the sweeper's claim released", || redis.command(&["EXISTS", "msg:{bob}:c"]).starts_with(":0"));
+    eventually("bob owes nothing", || redis.command(&["LLEN", "msg:{bob}:p"]).starts_with(":0"));
+    eventually("the sweeper's claim released", || redis.command(&["EXISTS", "msg:{bob}:c"]).starts_with(":0"));
 }

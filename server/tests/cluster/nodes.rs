@@ -4,12 +4,12 @@ use std::collections::{HashMap, HashSet};
 use std::thread;
 
 use crate::redis::Redis;
-use crate::{ack, call, message, node, online, register, send};
+use crate::{node, two_nodes};
+use testkit::{ack, call, eventually, message, online, register, register_all, send, send_pushed};
 
 #[test]
 fn a_duplicate_register_across_nodes_is_refused() {
-    let redis = Redis::start();
-    let (a, b) = (node(&redis), node(&redis));
+    let (_redis, a, b) = two_nodes();
     assert_eq!(call(a.addr(), &["REGISTER", "Alice", "alice", "01/01/2000"]), [0]);
     assert_eq!(call(b.addr(), &["REGISTER", "Other", "alice", "02/02/2002"]), [1], "alias in use on the other node");
     assert_eq!(call(b.addr(), &["UNREGISTER", "alice"]), [0]);
@@ -18,8 +18,7 @@ fn a_duplicate_register_across_nodes_is_refused() {
 
 #[test]
 fn a_message_sent_through_a_reaches_a_listener_connected_through_b_and_its_ack_comes_back() {
-    let redis = Redis::start();
-    let (a, b) = (node(&redis), node(&redis));
+    let (_redis, a, b) = two_nodes();
     register(a.addr(), "alice");
     register(b.addr(), "bob");
     let la = online(a.addr(), "alice");
@@ -28,9 +27,7 @@ fn a_message_sent_through_a_reaches_a_listener_connected_through_b_and_its_ack_c
     assert_eq!(lb.next(), message("alice", 1, "hello bob"), "pushed by A to the listener B recorded");
     assert_eq!(la.next(), ack(1));
     // And the other way round, through B.
-    assert_eq!(send(b.addr(), "bob", "alice", "hi alice"), 1);
-    assert_eq!(la.next(), message("bob", 1, "hi alice"));
-    assert_eq!(lb.next(), ack(1));
+    assert_eq!(send_pushed(b.addr(), ("bob", &lb), ("alice", &la), "hi alice"), 1);
 }
 
 #[test]
@@ -59,9 +56,7 @@ fn three_nodes_share_users_presence_queues_and_ids() {
     for i in 0..6 {
         assert_eq!(la.next(), ack(i + 1));
     }
-    assert_eq!(send(addr(2), "carol", "alice", "c"), 1);
-    assert_eq!(la.next(), message("carol", 1, "c"));
-    assert_eq!(lc.next(), ack(1));
+    assert_eq!(send_pushed(addr(2), ("carol", &lc), ("alice", &la), "c"), 1);
 }
 
 #[test]
@@ -69,8 +64,7 @@ fn eight_hundred_concurrent_messages_through_both_nodes_arrive_exactly_once() {
     const SENDERS: usize = 4;
     const THREADS: usize = 8;
     const PER_THREAD: usize = 100;
-    let redis = Redis::start();
-    let (a, b) = (node(&redis), node(&redis));
+    let (_redis, a, b) = two_nodes();
     let addrs = [a.addr(), b.addr()];
     register(a.addr(), "rcpt");
     let lr = online(b.addr(), "rcpt");
@@ -127,8 +121,7 @@ fn a_restarted_node_sees_the_state() {
     let redis = Redis::start();
     let b = node(&redis);
     let a = node(&redis);
-    register(a.addr(), "alice");
-    register(a.addr(), "bob");
+    register_all(a.addr(), &["alice", "bob"]);
     let la = online(a.addr(), "alice");
     assert_eq!(send(a.addr(), "alice", "bob", "before the restart"), 1);
     a.shutdown();
@@ -145,8 +138,7 @@ fn a_restarted_node_sees_the_state() {
 fn a_redis_lost_while_running_gives_failure_codes_then_the_node_reconnects() {
     let mut redis = Redis::start();
     let a = node(&redis);
-    register(a.addr(), "alice");
-    register(a.addr(), "bob");
+    register_all(a.addr(), &["alice", "bob"]);
     let _la = online(a.addr(), "alice");
     redis.kill();
     assert_eq!(call(a.addr(), &["REGISTER", "c", "carol", "d"]), [2], "REGISTER: generic failure");
@@ -196,9 +188,7 @@ fn on_a_redis_cluster_every_step_stays_in_its_slot() {
     for odd in ["}x{", "a}b", "{}"] {
         register(a.addr(), odd);
         let l = online(b.addr(), odd);
-        let id = send(a.addr(), "alice", odd, "odd");
-        assert_eq!(l.next(), message("alice", id, "odd"));
-        assert_eq!(la.next(), ack(id));
+        send_pushed(a.addr(), ("alice", &la), (odd, &l), "odd");
     }
 }
 
@@ -206,13 +196,12 @@ fn on_a_redis_cluster_every_step_stays_in_its_slot() {
 fn a_connect_whose_activation_never_reached_redis_is_activated_after_the_fallback() {
     let redis = Redis::start();
     let a = node(&redis);
-    register(a.addr(), "alice");
-    register(a.addr(), "bob");
+    register_all(a.addr(), &["alice", "bob"]);
     let la = online(a.addr(), "alice");
     let lb = online(a.addr(), "bob");
     // As if Redis had failed between bob's CONNECT and its activation: connected, never marked ready. (The
     // activation follows the CONNECT reply: wait for it, then take it back.)
-    crate::eventually("bob activated", || redis.command(&["HEXISTS", "msg:{bob}:u", "ready"]).starts_with(":1"));
+    eventually("bob activated", || redis.command(&["HEXISTS", "msg:{bob}:u", "ready"]).starts_with(":1"));
     assert!(redis.command(&["HDEL", "msg:{bob}:u", "ready"]).starts_with(":1"));
     assert_eq!(send(a.addr(), "alice", "bob", "waits"), 1);
     assert!(redis.command(&["LLEN", "msg:{bob}:q"]).starts_with(":1"), "not pushed before the activation");
@@ -226,19 +215,15 @@ fn a_connect_whose_activation_never_reached_redis_is_activated_after_the_fallbac
 
 #[test]
 fn a_connect_through_b_replaces_a_dead_session_recorded_through_a() {
-    let redis = Redis::start();
-    let (a, b) = (node(&redis), node(&redis));
-    register(a.addr(), "alice");
-    register(a.addr(), "bob");
+    let (_redis, a, b) = two_nodes();
+    register_all(a.addr(), &["alice", "bob"]);
     let lb = online(a.addr(), "bob");
     let gone = std::net::TcpListener::bind("127.0.0.1:0").expect("a listener");
     let port = gone.local_addr().expect("its address").port().to_string();
     assert_eq!(call(a.addr(), &["CONNECT", "alice", &port]), [0]);
     drop(gone); // alice's client died without DISCONNECT
     let la = online(b.addr(), "alice");
-    assert_eq!(send(a.addr(), "bob", "alice", "to the new session"), 1);
-    assert_eq!(la.next(), message("bob", 1, "to the new session"));
-    assert_eq!(lb.next(), ack(1));
-    let live = crate::support::PushListener::bind();
+    assert_eq!(send_pushed(a.addr(), ("bob", &lb), ("alice", &la), "to the new session"), 1);
+    let live = testkit::Listener::bind();
     assert_eq!(call(a.addr(), &["CONNECT", "alice", &live.port_field()]), [2], "a live session is kept");
 }

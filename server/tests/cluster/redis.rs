@@ -8,7 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::channel;
 use std::thread;
 
-use crate::support::IO_TIMEOUT;
+use testkit::TIMEOUT;
 
 /// Attempts at finding a port nobody took between our probe and redis-server's bind.
 const PORT_ATTEMPTS: usize = 5;
@@ -37,7 +37,7 @@ impl Redis {
     pub fn start_cluster() -> Redis {
         let redis = Redis::launch("always", true);
         assert!(redis.command(&["CLUSTER", "ADDSLOTSRANGE", "0", "16383"]).starts_with("+OK"), "slots assigned");
-        let deadline = std::time::Instant::now() + IO_TIMEOUT;
+        let deadline = std::time::Instant::now() + TIMEOUT;
         while !redis.command(&["CLUSTER", "INFO"]).contains("cluster_state:ok") {
             assert!(std::time::Instant::now() < deadline, "the one-server cluster never became ok");
             thread::sleep(std::time::Duration::from_millis(10));
@@ -76,7 +76,7 @@ impl Redis {
     /// One command in RESP, its raw reply (for tests that look at the keys).
     pub fn command(&self, args: &[&str]) -> String {
         let mut stream = TcpStream::connect(("127.0.0.1", self.port)).expect("connect to redis-server");
-        stream.set_read_timeout(Some(IO_TIMEOUT)).expect("read timeout");
+        stream.set_read_timeout(Some(TIMEOUT)).expect("read timeout");
         let mut out = format!("*{}\r\n", args.len());
         for a in args {
             out.push_str(&format!("${}\r\n{a}\r\n", a.len()));
@@ -127,7 +127,7 @@ fn spawn(port: u16, dir: &Path, fsync: &str, cluster: bool) -> Option<Child> {
             }
         }
     });
-    match ready.recv_timeout(IO_TIMEOUT) {
+    match ready.recv_timeout(TIMEOUT) {
         Ok(()) => Some(child),
         Err(_) => {
             let _ = child.kill();
