@@ -1,4 +1,4 @@
-//! The fixtures every test tree of the workspace shares (STYLE.md point 7: one fixture module, not one per tree):
+//! The fixtures every test tree of the workspace shares (one fixture module, not one per tree):
 //!
 //! - an in-process server on 127.0.0.1 and an ephemeral port: [`start`], [`start_with`], [`start_board`] (with a
 //!   ttweet board), and a port where nothing listens, [`dead_port`];
