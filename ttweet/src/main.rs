@@ -32,9 +32,9 @@ const MAX_ANSWER_BYTES: u64 = 4096;
 /// Printed once the request has been carried out, as the original client does.
 const SUCCESS_LINE: &str = "Transmission Successfull...";
 
-/// Post to or read the ttweet board.
+/// ttweet: post to, or read, the ttweet board served beside the message server (`server --ttweet-port`).
 #[derive(Debug, Parser)]
-#[command(name = "ttweet", version, about)]
+#[command(name = "ttweet", version)]
 #[command(group(ArgGroup::new("mode").required(true).args(["upload", "download"])))]
 struct Args {
     /// Post MESSAGE to the board (at most 150 characters; an empty message clears the board).
