@@ -78,6 +78,16 @@ impl Store {
         Some(Ticket { alias, seq, token, job, released: Cell::new(false), store: self.clone() })
     }
 
+    /// The slab key of the user `ticket` holds the claim of; `None` when the user is gone or the claim is no
+    /// longer this ticket's (then the ticket has nothing left to release).
+    fn claimed(reg: &mut Registry, ticket: &Ticket) -> Option<usize> {
+        let key = reg.find_seq(&ticket.alias, ticket.seq).filter(|&k| reg.users[k].claim == ticket.token);
+        if key.is_none() {
+            ticket.released.set(true);
+        }
+        key
+    }
+
     /// The next push of a claimed user; none releases the claim.
     fn job_or_release(reg: &mut Registry, key: usize, ticket: &Ticket) -> Option<Job> {
         let job = reg.users[key].job();
@@ -92,11 +102,7 @@ impl Store {
     /// disconnected or not yet ready). Returning `None` releases the claim.
     pub fn next_job(&self, ticket: &Ticket) -> Option<Job> {
         let mut reg = self.lock();
-        let key = reg.find_seq(&ticket.alias, ticket.seq).filter(|&k| reg.users[k].claim == ticket.token);
-        let Some(key) = key else {
-            ticket.released.set(true);
-            return None;
-        };
+        let key = Store::claimed(&mut reg, ticket)?;
         Store::job_or_release(&mut reg, key, ticket)
     }
 
@@ -105,11 +111,7 @@ impl Store {
     /// Also answers, under the same lock, the ticket's next push ([`Delivered::next`]).
     pub fn delivered(&self, ticket: &Ticket, job: &Job) -> Delivered {
         let mut reg = self.lock();
-        let key = reg.find_seq(&ticket.alias, ticket.seq).filter(|&k| reg.users[k].claim == ticket.token);
-        let Some(key) = key else {
-            ticket.released.set(true);
-            return Delivered::default();
-        };
+        let Some(key) = Store::claimed(&mut reg, ticket) else { return Delivered::default() };
         if reg.users[key].queue_head != job.number {
             return Delivered { next: Store::job_or_release(&mut reg, key, ticket), ..Delivered::default() };
         }
@@ -145,11 +147,7 @@ impl Store {
     /// Returns true when the deliverer should go on (the user reconnected meanwhile).
     pub fn failed(&self, ticket: &Ticket, job: &Job) -> bool {
         let mut reg = self.lock();
-        let key = reg.find_seq(&ticket.alias, ticket.seq).filter(|&k| reg.users[k].claim == ticket.token);
-        let Some(key) = key else {
-            ticket.released.set(true);
-            return false;
-        };
+        let Some(key) = Store::claimed(&mut reg, ticket) else { return false };
         if reg.users[key].link.as_ref().is_some_and(|l| l.epoch == job.epoch) {
             reg.users[key].link = None;
             reg.set_online(key, false);

@@ -6,9 +6,8 @@
 //! that the caller acts on after the lock is gone. No network or disk wait ever happens under the lock: a
 //! journal append is a `write` into the OS cache, never an fsync, and a snapshot only encodes into memory here.
 //!
-//! A plain `std::sync::Mutex` is right: every critical section is a few hash probes and no I/O, so it is held
-//! for about a microsecond, and a fancier lock (or one lock per bucket) would buy nothing on the machines we
-//! measured (docs/architecture.md, "The registry").
+//! A plain `std::sync::Mutex` is right: a critical section is a few hash probes and no I/O, about a microsecond;
+//! one lock per bucket would buy nothing here (docs/architecture.md, "The registry").
 //!
 //! - `user`: one user, its queue entries, what a deliverer is handed.
 //! - `claims`: the delivery claim ([`Ticket`]) and the store's side of each push.
@@ -173,6 +172,14 @@ impl Store {
         })
     }
 
+    /// Records `addr` as the user's listener under a new connection epoch, which it returns.
+    fn link(reg: &mut Registry, key: usize, addr: SocketAddr) -> u64 {
+        let epoch = reg.token();
+        reg.users[key].link = Some(Box::new(Link { addr, epoch, ready_at: None }));
+        reg.set_online(key, true);
+        epoch
+    }
+
     /// REGISTER (4.1).
     pub fn register(&self, full_name: &str, alias: &str, birth_date: &str) -> (RegisterStatus, Option<u64>) {
         if alias.is_empty() {
@@ -224,10 +231,7 @@ impl Store {
         if reg.users[key].link.is_some() {
             return (ConnectStatus::AlreadyConnected, 0);
         }
-        let epoch = reg.token();
-        reg.users[key].link = Some(Box::new(Link { addr, epoch, ready_at: None }));
-        reg.set_online(key, true);
-        (ConnectStatus::Ok, epoch)
+        (ConnectStatus::Ok, Store::link(&mut reg, key, addr))
     }
 
     /// The listener address and connection epoch of a connected user.
@@ -247,10 +251,7 @@ impl Store {
             Some(_) => return (ConnectStatus::AlreadyConnected, 0),
             None => {}
         }
-        let epoch = reg.token();
-        reg.users[key].link = Some(Box::new(Link { addr, epoch, ready_at: None }));
-        reg.set_online(key, true);
-        (ConnectStatus::Ok, epoch)
+        (ConnectStatus::Ok, Store::link(&mut reg, key, addr))
     }
 
     /// Called once the CONNECT reply is written: from now on pushes may go to the listener. Returns a ticket
