@@ -67,9 +67,6 @@ pub const STOP_LINGER: Duration = Duration::from_millis(250);
 /// Pause between two polls of the queue while lingering (the socket is non-blocking then).
 const LINGER_POLL: Duration = Duration::from_millis(10);
 
-/// Bound on the wake-up connection that unblocks `accept` when stopping.
-const WAKE_TIMEOUT: Duration = Duration::from_secs(1);
-
 /// Bound on waiting for the accept loop to finish after a stop: a wait for a free reader, the linger, the pushes
 /// still being read, and slack.
 pub const STOP_TIMEOUT: Duration =
@@ -225,8 +222,7 @@ impl ListenerHandle {
     fn shutdown(&mut self) {
         let Some(thread) = self.thread.take() else { return };
         self.stop.store(true, Ordering::SeqCst);
-        let wake = SocketAddr::from((Ipv4Addr::LOCALHOST, self.port));
-        if let Err(e) = TcpStream::connect_timeout(&wake, WAKE_TIMEOUT) {
+        if let Err(e) = wake::unblock_accept(SocketAddr::from((Ipv4Addr::UNSPECIFIED, self.port))) {
             // The loop notices the flag at its next connection; the wait below stays bounded anyway.
             warn!("cannot wake the listener on port {}: {e}", self.port);
         }
@@ -262,7 +258,7 @@ fn accept_loop<F: FnMut(Push) + Send + 'static>(listener: TcpListener, stop: &At
         }
     }
     drain(&listener, shared);
-    if !shared.readers.wait_idle(shared.deadline + WAKE_TIMEOUT) {
+    if !shared.readers.wait_idle(shared.deadline + wake::WAKE_TIMEOUT) {
         warn!("listener: a push was still being read when the listener closed");
     }
     debug!("listener: closed");

@@ -6,7 +6,7 @@
 //! slot while every slot is held by a request that is complete and being answered.
 
 use std::io;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread;
@@ -41,16 +41,10 @@ impl Shared {
 
     /// The state of an accept loop on a socket bound to `local`, within `limits`.
     pub fn with_limits(local: SocketAddr, limits: Limits) -> Shared {
-        // A wildcard address cannot be connected to: wake the loop through loopback instead.
-        let wake_ip: IpAddr = match local.ip() {
-            IpAddr::V4(ip) if ip.is_unspecified() => Ipv4Addr::LOCALHOST.into(),
-            IpAddr::V6(ip) if ip.is_unspecified() => Ipv6Addr::LOCALHOST.into(),
-            ip => ip,
-        };
         Shared {
             stop: AtomicBool::new(false),
             admission: Arc::new(Admission::new(limits)),
-            wake_addr: SocketAddr::new(wake_ip, local.port()),
+            wake_addr: wake::reachable(local),
             threads: Arc::new(PoolStats::default()),
         }
     }
@@ -62,7 +56,7 @@ impl Shared {
         }
         self.admission.stop();
         // Unblock accept(); failure means the listener is already gone, which is just as good.
-        let _ = TcpStream::connect_timeout(&self.wake_addr, Duration::from_secs(1));
+        let _ = wake::unblock_accept(self.wake_addr);
     }
 
     /// Worker threads started so far: far fewer than the connections served, since threads are reused.

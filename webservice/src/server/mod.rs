@@ -190,7 +190,7 @@ impl RunningService {
 
     /// The base URL of the service on loopback-reachable form, e.g. `http://127.0.0.1:8000/`.
     pub fn url(&self) -> String {
-        format!("http://{}/", wake_addr(self.local_addr))
+        format!("http://{}/", wake::reachable(self.local_addr))
     }
 
     /// Stops the service and waits for its workers: each finishes the connection it is serving (bounded by the
@@ -205,9 +205,8 @@ impl Drop for RunningService {
         self.stop.store(true, Ordering::SeqCst);
         // Workers block in accept(); one connection per worker wakes each of them, and a woken worker sees the
         // flag and exits without serving. A connection that fails just means that worker was not blocked.
-        let wake = wake_addr(self.local_addr);
         for _ in &self.workers {
-            let _ = TcpStream::connect_timeout(&wake, Duration::from_secs(1));
+            let _ = wake::unblock_accept(self.local_addr);
         }
         for handle in self.workers.drain(..) {
             if handle.join().is_err() {
@@ -215,18 +214,6 @@ impl Drop for RunningService {
             }
         }
     }
-}
-
-/// The address to connect to in order to reach a listener bound to `addr` (loopback for a wildcard bind).
-fn wake_addr(addr: SocketAddr) -> SocketAddr {
-    let mut wake = addr;
-    if addr.ip().is_unspecified() {
-        wake.set_ip(match addr {
-            SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
-            SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
-        });
-    }
-    wake
 }
 
 /// What every worker shares.
