@@ -46,7 +46,7 @@ mod source;
 mod tests;
 mod turns;
 
-pub use source::PushSource;
+pub use source::{BadPushSource, PushSource};
 use turns::{Ticket, Turns};
 
 /// Bound on reading one whole push, from the connection's acceptance to its last byte: a pusher that stalls or

@@ -15,6 +15,7 @@
 //! sockets and threads, with the same connection cap, timeouts and orderly stop, and calls [`serve`] for each
 //! connection.
 
+use std::fmt;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::sync::Mutex;
@@ -148,20 +149,40 @@ fn read_header<R: BufRead>(reader: &mut R) -> Result<Option<Request>, Header> {
     }
 }
 
-/// Reads a post's message up to the end of the stream and checks it.
-fn read_post<R: Read>(reader: &mut R) -> Result<String, String> {
-    let mut body = Vec::with_capacity(MAX_POST_BYTES);
-    reader
-        .take(MAX_POST_BYTES as u64 + 1)
-        .read_to_end(&mut body)
-        .map_err(|e| format!("the message did not end: {e}"))?;
-    if body.len() > MAX_POST_BYTES {
-        return Err(format!("message over {MAX_CHARS} characters"));
+/// Why a post was refused (logged; the board keeps its last message).
+#[derive(Debug)]
+enum Refused {
+    /// The stream failed before its end.
+    NotEnded(io::Error),
+    /// More bytes than [`MAX_CHARS`] characters can take.
+    TooManyBytes,
+    NotUtf8,
+    /// This many characters, over [`MAX_CHARS`].
+    TooManyChars(usize),
+}
+
+impl fmt::Display for Refused {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Refused::NotEnded(e) => write!(f, "the message did not end: {e}"),
+            Refused::TooManyBytes => write!(f, "message over {MAX_CHARS} characters"),
+            Refused::NotUtf8 => f.write_str("message is not UTF-8"),
+            Refused::TooManyChars(chars) => write!(f, "message of {chars} characters, at most {MAX_CHARS}"),
+        }
     }
-    let text = String::from_utf8(body).map_err(|_| "message is not UTF-8".to_owned())?;
+}
+
+/// Reads a post's message up to the end of the stream and checks it.
+fn read_post<R: Read>(reader: &mut R) -> Result<String, Refused> {
+    let mut body = Vec::with_capacity(MAX_POST_BYTES);
+    reader.take(MAX_POST_BYTES as u64 + 1).read_to_end(&mut body).map_err(Refused::NotEnded)?;
+    if body.len() > MAX_POST_BYTES {
+        return Err(Refused::TooManyBytes);
+    }
+    let text = String::from_utf8(body).map_err(|_| Refused::NotUtf8)?;
     let chars = text.chars().count();
     if chars > MAX_CHARS {
-        return Err(format!("message of {chars} characters, at most {MAX_CHARS}"));
+        return Err(Refused::TooManyChars(chars));
     }
     Ok(text)
 }
@@ -209,9 +230,9 @@ mod tests {
         assert_eq!(post(b"").unwrap(), "");
         let max = "é".repeat(MAX_CHARS); // 300 bytes, 150 characters
         assert_eq!(post(max.as_bytes()).unwrap(), max);
-        assert!(post(format!("{max}x").as_bytes()).unwrap_err().contains("151 characters"));
+        assert!(post(format!("{max}x").as_bytes()).unwrap_err().to_string().contains("151 characters"));
         assert!(post(&vec![b'a'; 10 * MAX_POST_BYTES]).is_err());
-        assert!(post(b"caf\xe9").unwrap_err().contains("UTF-8"));
+        assert!(post(b"caf\xe9").unwrap_err().to_string().contains("UTF-8"));
     }
 
     #[test]

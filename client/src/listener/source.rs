@@ -31,15 +31,27 @@ fn canonical(ip: IpAddr) -> IpAddr {
     }
 }
 
+/// A `--accept-pushes-from` value that is neither an IP address nor `any` (the value as given).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BadPushSource(pub String);
+
+impl fmt::Display for BadPushSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?} is neither an IP address nor `any`", self.0)
+    }
+}
+
+impl std::error::Error for BadPushSource {}
+
 impl FromStr for PushSource {
-    type Err = String;
+    type Err = BadPushSource;
 
     /// `any`, or an IPv4 or IPv6 address.
-    fn from_str(s: &str) -> Result<PushSource, String> {
+    fn from_str(s: &str) -> Result<PushSource, BadPushSource> {
         if s.eq_ignore_ascii_case("any") {
             return Ok(PushSource::Any);
         }
-        s.parse().map(PushSource::Only).map_err(|_| format!("{s:?} is neither an IP address nor `any`"))
+        s.parse().map(PushSource::Only).map_err(|_| BadPushSource(s.to_owned()))
     }
 }
 

@@ -14,7 +14,9 @@
 
 use std::io;
 
+mod damage;
 mod frames;
+pub use damage::Damage;
 pub use frames::{read_full, Frame, FrameReader};
 
 use crate::store::{Entry, Record, UserView, POP_UNCHECKED};
@@ -146,12 +148,12 @@ pub fn file_header(magic: [u8; 8], gen: u64) -> [u8; FILE_HEADER_LEN] {
 }
 
 /// Checks a header read from a file expected to be of kind `magic` and generation `gen`.
-pub fn check_file_header(h: &[u8], magic: [u8; 8], gen: u64) -> Result<(), &'static str> {
+pub fn check_file_header(h: &[u8], magic: [u8; 8], gen: u64) -> Result<(), Damage> {
     if h.len() < FILE_HEADER_LEN {
-        return Err("file shorter than its header");
+        return Err(Damage::ShortHeader);
     }
     if h[..FILE_HEADER_LEN] != file_header(magic, gen) {
-        return Err("bad file header (wrong kind of file, generation not matching its name, or damaged)");
+        return Err(Damage::BadHeader);
     }
     Ok(())
 }
@@ -274,7 +276,7 @@ fn put_str(p: &mut Vec<u8>, s: &str) -> Result<(), TooLong> {
 }
 
 /// Decodes one payload. Every byte must be used: trailing bytes are damage too.
-pub fn decode(payload: &[u8]) -> Result<Decoded, &'static str> {
+pub fn decode(payload: &[u8]) -> Result<Decoded, Damage> {
     let mut c = Cursor(payload);
     let record = match c.u8()? {
         TAG_REGISTER => Decoded::Register { full_name: c.string()?, alias: c.string()?, birth_date: c.string()? },
@@ -304,10 +306,10 @@ pub fn decode(payload: &[u8]) -> Result<Decoded, &'static str> {
         TAG_QUEUED_MESSAGE => Decoded::QueuedMessage { sender: c.string()?, id: c.u32()?, text: c.string()? },
         TAG_QUEUED_ACK => Decoded::QueuedAck { id: c.u32()? },
         TAG_END => Decoded::End { users: c.u64()?, entries: c.u64()? },
-        _ => return Err("unknown record tag"),
+        _ => return Err(Damage::UnknownTag),
     };
     if !c.0.is_empty() {
-        return Err("bytes left over after the record");
+        return Err(Damage::TrailingBytes);
     }
     Ok(record)
 }
@@ -315,32 +317,32 @@ pub fn decode(payload: &[u8]) -> Result<Decoded, &'static str> {
 struct Cursor<'a>(&'a [u8]);
 
 impl Cursor<'_> {
-    fn take<const N: usize>(&mut self) -> Result<[u8; N], &'static str> {
-        let (head, rest) = self.0.split_first_chunk::<N>().ok_or("record ends inside a field")?;
+    fn take<const N: usize>(&mut self) -> Result<[u8; N], Damage> {
+        let (head, rest) = self.0.split_first_chunk::<N>().ok_or(Damage::EndsInField)?;
         self.0 = rest;
         Ok(*head)
     }
 
-    fn u8(&mut self) -> Result<u8, &'static str> {
+    fn u8(&mut self) -> Result<u8, Damage> {
         Ok(self.take::<1>()?[0])
     }
 
-    fn u32(&mut self) -> Result<u32, &'static str> {
+    fn u32(&mut self) -> Result<u32, Damage> {
         Ok(u32::from_le_bytes(self.take()?))
     }
 
-    fn u64(&mut self) -> Result<u64, &'static str> {
+    fn u64(&mut self) -> Result<u64, Damage> {
         Ok(u64::from_le_bytes(self.take()?))
     }
 
-    fn string(&mut self) -> Result<String, &'static str> {
+    fn string(&mut self) -> Result<String, Damage> {
         let len = usize::from(u16::from_le_bytes(self.take()?));
         if len > self.0.len() {
-            return Err("record ends inside a string");
+            return Err(Damage::EndsInString);
         }
         let (s, rest) = self.0.split_at(len);
         self.0 = rest;
-        String::from_utf8(s.to_vec()).map_err(|_| "string is not UTF-8")
+        String::from_utf8(s.to_vec()).map_err(|_| Damage::NotUtf8)
     }
 }
 

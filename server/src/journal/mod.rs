@@ -41,7 +41,7 @@ use crate::store::{ReplayError, Store, UserState, UserView};
 
 pub use faults::Faults;
 pub use files::{segment_name, snapshot_name};
-pub use format::MAX_RECORD_LEN;
+pub use format::{Damage, MAX_RECORD_LEN};
 pub use writer::FileJournal;
 
 /// Name of the lock file in the data directory.
@@ -87,16 +87,37 @@ pub enum JournalError {
     /// An operating-system error on a file or directory.
     Io { path: PathBuf, source: io::Error },
     /// Damage that a crash cannot explain: the file cannot be trusted from `offset` on.
-    Corrupt { path: PathBuf, offset: u64, reason: &'static str },
+    Corrupt { path: PathBuf, offset: u64, reason: Damage },
     /// An intact record that does not fit the state built so far: the files are not what this server wrote.
     Inconsistent { path: PathBuf, offset: u64, reason: ReplayError },
     /// A file that must exist is missing.
-    Missing { path: PathBuf, reason: &'static str },
+    Missing { path: PathBuf, reason: Gap },
     /// `populate` was given a directory that already holds journal files.
     NotEmpty { path: PathBuf },
     /// An earlier write or sync failed, and the journal has not yet been rewritten from memory: changes are
     /// refused until it has (this happens by itself once the disk works again).
     Diverged { reason: String },
+}
+
+/// Why a missing segment means data would be lost (the reason of [`JournalError::Missing`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Gap {
+    /// Later segments exist, so the changes the missing one held would be lost.
+    LaterSegmentsExist,
+    /// The snapshot of the same generation exists, and the changes made after it would be lost.
+    SnapshotWithoutSegment,
+}
+
+impl fmt::Display for Gap {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Gap::LaterSegmentsExist => "later segments exist, so the changes it held would be lost",
+            Gap::SnapshotWithoutSegment => {
+                "the snapshot of the same generation exists, and the changes made after it would be lost"
+            }
+        })
+    }
 }
 
 impl fmt::Display for JournalError {

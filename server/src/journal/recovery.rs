@@ -16,8 +16,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::files::{install_segment, parse_gen, segment_name, snapshot_name, sync_dir, write_segment_tmp};
-use super::format::{self, Decoded, Frame, FrameReader, FILE_HEADER_LEN};
-use super::{JournalError, LOCK_FILE};
+use super::format::{self, Damage, Decoded, Frame, FrameReader, FILE_HEADER_LEN};
+use super::{Gap, JournalError, LOCK_FILE};
 use crate::store::{Entry, RestoredUser, Store};
 
 /// Read buffer for snapshots and segments: large sequential reads.
@@ -90,16 +90,13 @@ pub(super) fn recover(dir: &Path, store: &Store) -> Result<Found, JournalError> 
         if gen != expected {
             return Err(JournalError::Missing {
                 path: dir.join(segment_name(expected)),
-                reason: "later segments exist, so the changes it held would be lost",
+                reason: Gap::LaterSegmentsExist,
             });
         }
     }
     if let (Some(gen), true) = (base, live.is_empty()) {
         // The segment is created (and its name synced) before the snapshot is even written.
-        return Err(JournalError::Missing {
-            path: dir.join(segment_name(gen)),
-            reason: "the snapshot of the same generation exists, and the changes made after it would be lost",
-        });
+        return Err(JournalError::Missing { path: dir.join(segment_name(gen)), reason: Gap::SnapshotWithoutSegment });
     }
     let mut journal_bytes = 0;
     let mut last_segment = None;
@@ -155,7 +152,8 @@ fn open_checked(path: &Path, magics: &[[u8; 8]], gen: u64) -> Result<(Reader, u6
     let mut reader = BufReader::with_capacity(READ_BUFFER, file);
     let mut header = [0u8; FILE_HEADER_LEN];
     let got = format::read_full(&mut reader, &mut header).map_err(JournalError::io(path))?;
-    let mut checked = Err("no kind of file expected");
+    // `magics` is never empty; were it so, no header would be the right one.
+    let mut checked = Err(Damage::BadHeader);
     for (i, magic) in magics.iter().enumerate() {
         checked = format::check_file_header(&header[..got], *magic, gen).map(|()| i);
         if checked.is_ok() {
@@ -176,7 +174,7 @@ fn replay_segment(path: &Path, gen: u64, store: &Store, is_last: bool) -> Result
         match frames.next_frame().map_err(JournalError::io(path))? {
             Frame::Record { offset, record } => {
                 let Some(change) = record.as_change() else {
-                    return Err(corrupt(offset, "a snapshot record inside a journal segment"));
+                    return Err(corrupt(offset, Damage::SnapshotRecordInSegment));
                 };
                 store.replay(&change).map_err(|e| JournalError::Inconsistent {
                     path: path.to_owned(),
@@ -204,7 +202,7 @@ fn replay_segment(path: &Path, gen: u64, store: &Store, is_last: bool) -> Result
                 return Ok((offset, records));
             }
             Frame::Torn { offset, .. } => {
-                return Err(corrupt(offset, "a record cut short in a segment that later segments follow"));
+                return Err(corrupt(offset, Damage::TornBeforeLaterSegments));
             }
             Frame::Corrupt { offset, reason } => return Err(corrupt(offset, reason)),
         }
@@ -238,7 +236,7 @@ fn load_snapshot(path: &Path, gen: u64, store: &Store) -> Result<Loaded, Journal
     loop {
         let (offset, record) = match frames.next_frame().map_err(JournalError::io(path))? {
             Frame::Record { offset, record } => (offset, record),
-            Frame::End => return Err(corrupt(len, "the snapshot ends without its end record")),
+            Frame::End => return Err(corrupt(len, Damage::NoEndRecord)),
             Frame::Torn { offset, reason } | Frame::Corrupt { offset, reason } => return Err(corrupt(offset, reason)),
         };
         let entry = match record {
@@ -255,17 +253,17 @@ fn load_snapshot(path: &Path, gen: u64, store: &Store) -> Result<Loaded, Journal
             Decoded::QueuedAck { id } => Entry::Ack { id },
             Decoded::End { users, entries } => {
                 if users != loaded.users || entries != loaded.entries {
-                    return Err(corrupt(offset, "the end record's counts do not match the snapshot"));
+                    return Err(corrupt(offset, Damage::EndCountsMismatch));
                 }
                 if !matches!(frames.next_frame().map_err(JournalError::io(path))?, Frame::End) {
-                    return Err(corrupt(offset, "bytes after the end record"));
+                    return Err(corrupt(offset, Damage::AfterEndRecord));
                 }
                 restore(current.take())?;
                 return Ok(loaded);
             }
-            _ => return Err(corrupt(offset, "a journal record inside a snapshot")),
+            _ => return Err(corrupt(offset, Damage::JournalRecordInSnapshot)),
         };
-        let (_, user) = current.as_mut().ok_or_else(|| corrupt(offset, "a queue entry before any user"))?;
+        let (_, user) = current.as_mut().ok_or_else(|| corrupt(offset, Damage::QueueEntryBeforeUser))?;
         user.queue.push(entry);
         loaded.entries += 1;
     }

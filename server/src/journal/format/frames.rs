@@ -2,7 +2,7 @@
 
 use std::io::{self, Read};
 
-use super::{decode, Decoded, FRAME_HEADER_LEN, MAX_RECORD_LEN};
+use super::{decode, Damage, Decoded, FRAME_HEADER_LEN, MAX_RECORD_LEN};
 
 /// One step of reading a file's frames.
 #[derive(Debug)]
@@ -14,9 +14,9 @@ pub enum Frame {
     /// What a crash in the middle of a write leaves: the file ends inside the frame at `offset`, or the frame is
     /// the file's last and fails its CRC, or everything from `offset` on is zeros (a file extended but never
     /// written). Everything from `offset` on may be cut away.
-    Torn { offset: u64, reason: &'static str },
+    Torn { offset: u64, reason: Damage },
     /// Damage that a crash cannot explain, at `offset`; the file must not be trusted past it.
-    Corrupt { offset: u64, reason: &'static str },
+    Corrupt { offset: u64, reason: Damage },
 }
 
 /// Reads frames one at a time from a file whose header has already been consumed.
@@ -44,34 +44,34 @@ impl<R: Read> FrameReader<R> {
         }
         if got < FRAME_HEADER_LEN {
             if header[..got].iter().all(|&b| b == 0) {
-                return Ok(Frame::Torn { offset, reason: "zero-filled tail" });
+                return Ok(Frame::Torn { offset, reason: Damage::ZeroTail });
             }
-            return Ok(Frame::Torn { offset, reason: "file ends inside a frame header" });
+            return Ok(Frame::Torn { offset, reason: Damage::EndsInFrameHeader });
         }
         let len = u16::from_le_bytes([header[0], header[1]]);
         let check = u16::from_le_bytes([header[2], header[3]]);
         let crc = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
         if len != !check {
             if header.iter().all(|&b| b == 0) && self.rest_is_zero()? {
-                return Ok(Frame::Torn { offset, reason: "zero-filled tail" });
+                return Ok(Frame::Torn { offset, reason: Damage::ZeroTail });
             }
-            return Ok(Frame::Corrupt { offset, reason: "damaged frame length" });
+            return Ok(Frame::Corrupt { offset, reason: Damage::BadFrameLength });
         }
         let len = usize::from(len);
         if len == 0 || len > MAX_RECORD_LEN {
-            return Ok(Frame::Corrupt { offset, reason: "impossible frame length" });
+            return Ok(Frame::Corrupt { offset, reason: Damage::ImpossibleFrameLength });
         }
         self.payload.resize(len, 0);
         let got = read_full(&mut self.inner, &mut self.payload)?;
         if got < len {
-            return Ok(Frame::Torn { offset, reason: "file ends inside a record" });
+            return Ok(Frame::Torn { offset, reason: Damage::EndsInRecord });
         }
         let end = offset + (FRAME_HEADER_LEN + len) as u64;
         if crc32fast::hash(&self.payload) != crc {
             if end == self.file_len {
-                return Ok(Frame::Torn { offset, reason: "checksum mismatch in the final record" });
+                return Ok(Frame::Torn { offset, reason: Damage::FinalChecksum });
             }
-            return Ok(Frame::Corrupt { offset, reason: "checksum mismatch" });
+            return Ok(Frame::Corrupt { offset, reason: Damage::Checksum });
         }
         match decode(&self.payload) {
             Ok(record) => {
