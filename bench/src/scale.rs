@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use clap::Args;
 use protocol::{ConnectStatus, DisconnectStatus, Op, RegisterStatus, Reply};
 
-use crate::cli::{parse_list, Mix, Output, Target};
+use crate::cli::{parse_list, ListError, Mix, Output, Target};
 use crate::mix::{run_mix, MixPlan};
 use crate::phase::Schedule;
 use crate::populate::{self, Shape};
@@ -85,7 +85,7 @@ pub struct ScaleArgs {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserList(pub Vec<u64>);
 
-fn users_list(s: &str) -> Result<UserList, String> {
+fn users_list(s: &str) -> Result<UserList, ListError> {
     parse_list::<u64>(s).map(UserList)
 }
 
