@@ -110,7 +110,7 @@ impl ScaleArgs {
         let shapes: Vec<Shape> =
             users.iter().zip(queued).map(|(&users, queued)| Shape { users, queued, size: self.size }).collect();
         for s in &shapes {
-            s.check()?;
+            s.check().map_err(|e| e.to_string())?;
         }
         Ok(shapes)
     }
