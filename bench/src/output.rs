@@ -55,29 +55,36 @@ impl Json {
         self.buf.push('"');
     }
 
-    /// Opens an object as a value (top level, after [`Json::field`], or as an array element).
-    pub fn open(&mut self) {
+    /// Opens a container (`{` or `[`) as a value: the next member is its first.
+    fn open_with(&mut self, bracket: char) {
         self.separate();
-        self.buf.push('{');
+        self.buf.push(bracket);
         self.has_member.push(false);
     }
 
-    pub fn close(&mut self) {
-        self.buf.push('}');
+    /// Closes the innermost container with `bracket` (`}` or `]`).
+    fn close_with(&mut self, bracket: char) {
+        self.buf.push(bracket);
         self.has_member.pop();
+    }
+
+    /// Opens an object as a value (top level, after [`Json::field`], or as an array element).
+    pub fn open(&mut self) {
+        self.open_with('{');
+    }
+
+    pub fn close(&mut self) {
+        self.close_with('}');
     }
 
     /// Opens an array as the value of `key`.
     pub fn array(&mut self, key: &str) {
         self.key(key);
-        self.separate();
-        self.buf.push('[');
-        self.has_member.push(false);
+        self.open_with('[');
     }
 
     pub fn close_array(&mut self) {
-        self.buf.push(']');
-        self.has_member.pop();
+        self.close_with(']');
     }
 
     /// Starts a member whose value the caller writes next (an object).
