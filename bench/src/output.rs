@@ -87,6 +87,16 @@ impl Json {
         self.close_with(']');
     }
 
+    /// Ends a report object: `server_exit` when the server was stopped with something to say, then `ok`, then
+    /// the closing brace.
+    pub fn close_report(&mut self, server_exit: Option<&str>, ok: bool) {
+        if let Some(exit) = server_exit {
+            self.str("server_exit", exit);
+        }
+        self.bool("ok", ok);
+        self.close();
+    }
+
     /// Starts a member whose value the caller writes next (an object).
     pub fn field(&mut self, key: &str) {
         self.key(key);
@@ -232,5 +242,18 @@ mod tests {
         j.close_array();
         j.close();
         assert_eq!(j.into_string(), r#"{"a":"x\"y","b":{"c":1.500},"d":[1,2],"e":[{"f":1},{}]}"#);
+    }
+
+    #[test]
+    fn a_report_ends_with_the_server_exit_when_there_is_one_then_ok() {
+        let report = |exit| {
+            let mut j = Json::new();
+            j.open();
+            j.num("n", 1.0);
+            j.close_report(exit, false);
+            j.into_string()
+        };
+        assert_eq!(report(Some("exit status: 1")), r#"{"n":1,"server_exit":"exit status: 1","ok":false}"#);
+        assert_eq!(report(None), r#"{"n":1,"ok":false}"#);
     }
 }
