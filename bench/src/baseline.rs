@@ -58,7 +58,7 @@ pub fn run_baseline(
 ) -> Phase {
     let addr = trivial.addr;
     let cpu0 = procs::cpu_of(trivial.pid());
-    let (out, window, issued) = drive(schedule, label, threads, show, None, |_, plan, live| {
+    let mut phase = drive(schedule, label, threads, show, None, |_, plan, live| {
         let mut out = WorkerOut::default();
         while let Some(measured) = plan.next() {
             let t0 = Instant::now();
@@ -74,8 +74,8 @@ pub fn run_baseline(
         }
         out
     });
-    let server_cpu = cpu0.zip(procs::cpu_of(trivial.pid())).map(|(a, b)| b - a);
-    Phase { threads, window, out, mem: Vec::new(), server_cpu, issued, offline_queued: 0 }
+    phase.server_cpu = cpu0.zip(procs::cpu_of(trivial.pid())).map(|(a, b)| b - a);
+    phase
 }
 
 /// The trivial server's body: prints `listening PORT`, then serves until stdin closes.

@@ -4,6 +4,7 @@
 //! The same option means the same thing in every program of the workspace: `-s/--server HOST` and
 //! `-p/--port PORT` name the server, and each setting has an environment variable (prefix `MSG_BENCH_`).
 
+use std::fmt;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::str::FromStr;
@@ -208,26 +209,69 @@ pub struct Mix {
 }
 
 impl FromStr for Mix {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Mix, String> {
+    type Err = MixError;
+    fn from_str(s: &str) -> Result<Mix, MixError> {
         match parse_list::<u32>(s)?[..] {
             [a, b, c] if a.saturating_add(b).saturating_add(c) > 0 => {
                 Ok(Mix { send_online: a, send_offline: b, users: c })
             }
-            _ => Err("expected three non-negative weights, not all 0, e.g. 60,20,20".into()),
+            _ => Err(MixError::Weights),
         }
     }
 }
 
+/// Why a `--mix` value is refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MixError {
+    /// A part of the list is not a number.
+    List(ListError),
+    /// Not three weights, or all of them 0.
+    Weights,
+}
+
+impl fmt::Display for MixError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            MixError::List(e) => e.fmt(f),
+            MixError::Weights => f.write_str("expected three non-negative weights, not all 0, e.g. 60,20,20"),
+        }
+    }
+}
+
+impl std::error::Error for MixError {}
+
+impl From<ListError> for MixError {
+    fn from(e: ListError) -> MixError {
+        MixError::List(e)
+    }
+}
+
+/// Why a comma-separated list is refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ListError {
+    /// `part` (trimmed, underscores removed) does not parse: `reason` is the parser's message.
+    Part { part: String, reason: String },
+}
+
+impl fmt::Display for ListError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ListError::Part { part, reason } => write!(f, "{part:?}: {reason}"),
+        }
+    }
+}
+
+impl std::error::Error for ListError {}
+
 /// Parses a comma-separated list (`100,10000,1000000`); underscores inside a number are allowed (`1_000_000`).
-pub fn parse_list<T: FromStr>(s: &str) -> Result<Vec<T>, String>
+pub fn parse_list<T: FromStr>(s: &str) -> Result<Vec<T>, ListError>
 where
-    T::Err: std::fmt::Display,
+    T::Err: fmt::Display,
 {
     s.split(',')
         .map(|p| {
             let p = p.trim().replace('_', "");
-            p.parse::<T>().map_err(|e| format!("{p:?}: {e}"))
+            p.parse::<T>().map_err(|e| ListError::Part { reason: e.to_string(), part: p })
         })
         .collect()
 }
@@ -273,6 +317,16 @@ mod tests {
         assert_eq!("60,20,20".parse(), Ok(Mix { send_online: 60, send_offline: 20, users: 20 }));
         assert!("0,0,0".parse::<Mix>().is_err());
         assert!("60,40".parse::<Mix>().is_err());
+    }
+
+    #[test]
+    fn list_and_mix_errors_keep_their_wording() {
+        let list = parse_list::<u64>("1,-1").map_err(|e| e.to_string());
+        assert_eq!(list, Err("\"-1\": invalid digit found in string".into()));
+        let weights = "60,40".parse::<Mix>().map_err(|e| e.to_string());
+        assert_eq!(weights, Err("expected three non-negative weights, not all 0, e.g. 60,20,20".into()));
+        let part = "60,x,20".parse::<Mix>().map_err(|e| e.to_string());
+        assert_eq!(part, Err("\"x\": invalid digit found in string".into()));
     }
 
     #[test]

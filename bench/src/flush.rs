@@ -163,11 +163,7 @@ fn report(args: &FlushArgs, queue_s: f64, t: &Timeline, v: &Verdict, exit: Optio
         j.num("longest_gap_ms", t.longest_gap_ns as f64 / 1e6);
         j.field("verify");
         v.json(&mut j);
-        if let Some(exit) = exit {
-            j.str("server_exit", exit);
-        }
-        j.bool("ok", ok);
-        j.close();
+        j.close_report(exit, ok);
         println!("{}", j.into_string());
         return;
     }

@@ -203,7 +203,7 @@ pub struct MixPlan {
 pub fn run_mix(pop: &Population, plan: &MixPlan, threads: usize, show: bool) -> Phase {
     let MixPlan { mix, size, seed, schedule, record_times } = *plan;
     let total = mix.send_online + mix.send_offline + mix.users;
-    let (out, window, issued) = drive(schedule, "mix", threads, show, Some(&pop.counters), |t, plan, live| {
+    let mut phase = drive(schedule, "mix", threads, show, Some(&pop.counters), |t, plan, live| {
         let rng = Rng::new(seed.wrapping_mul(1_000_003).wrapping_add(t as u64));
         let (buf, text) = (Vec::with_capacity(512), Vec::with_capacity(size));
         let addr = pop.nodes[t % pop.nodes.len()];
@@ -234,8 +234,8 @@ pub fn run_mix(pop: &Population, plan: &MixPlan, threads: usize, show: bool) -> 
         }
         w.out
     });
-    let offline_queued = out.accepted.iter().filter(|a| !a.online).count();
-    Phase { threads, window, out, mem: Vec::new(), server_cpu: None, issued, offline_queued }
+    phase.offline_queued = phase.out.accepted.iter().filter(|a| !a.online).count();
+    phase
 }
 
 #[cfg(test)]

@@ -55,29 +55,46 @@ impl Json {
         self.buf.push('"');
     }
 
-    /// Opens an object as a value (top level, after [`Json::field`], or as an array element).
-    pub fn open(&mut self) {
+    /// Opens a container (`{` or `[`) as a value: the next member is its first.
+    fn open_with(&mut self, bracket: char) {
         self.separate();
-        self.buf.push('{');
+        self.buf.push(bracket);
         self.has_member.push(false);
     }
 
-    pub fn close(&mut self) {
-        self.buf.push('}');
+    /// Closes the innermost container with `bracket` (`}` or `]`).
+    fn close_with(&mut self, bracket: char) {
+        self.buf.push(bracket);
         self.has_member.pop();
+    }
+
+    /// Opens an object as a value (top level, after [`Json::field`], or as an array element).
+    pub fn open(&mut self) {
+        self.open_with('{');
+    }
+
+    pub fn close(&mut self) {
+        self.close_with('}');
     }
 
     /// Opens an array as the value of `key`.
     pub fn array(&mut self, key: &str) {
         self.key(key);
-        self.separate();
-        self.buf.push('[');
-        self.has_member.push(false);
+        self.open_with('[');
     }
 
     pub fn close_array(&mut self) {
-        self.buf.push(']');
-        self.has_member.pop();
+        self.close_with(']');
+    }
+
+    /// Ends a report object: `server_exit` when the server was stopped with something to say, then `ok`, then
+    /// the closing brace.
+    pub fn close_report(&mut self, server_exit: Option<&str>, ok: bool) {
+        if let Some(exit) = server_exit {
+            self.str("server_exit", exit);
+        }
+        self.bool("ok", ok);
+        self.close();
     }
 
     /// Starts a member whose value the caller writes next (an object).
@@ -225,5 +242,18 @@ mod tests {
         j.close_array();
         j.close();
         assert_eq!(j.into_string(), r#"{"a":"x\"y","b":{"c":1.500},"d":[1,2],"e":[{"f":1},{}]}"#);
+    }
+
+    #[test]
+    fn a_report_ends_with_the_server_exit_when_there_is_one_then_ok() {
+        let report = |exit| {
+            let mut j = Json::new();
+            j.open();
+            j.num("n", 1.0);
+            j.close_report(exit, false);
+            j.into_string()
+        };
+        assert_eq!(report(Some("exit status: 1")), r#"{"n":1,"server_exit":"exit status: 1","ok":false}"#);
+        assert_eq!(report(None), r#"{"n":1,"ok":false}"#);
     }
 }

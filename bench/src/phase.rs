@@ -120,8 +120,9 @@ impl Phase {
     }
 }
 
-/// Runs `threads` copies of `work` under one plan, with a progress bar; returns the merged output, the
-/// measured window and the number of requests issued (warm-up included).
+/// Runs `threads` copies of `work` under one plan, with a progress bar; returns the phase with the merged
+/// output, the measured window and the number of requests issued (warm-up included). The caller adds what it
+/// measures around the phase (server CPU, memory samples, offline queue).
 pub fn drive(
     schedule: Schedule,
     label: &str,
@@ -129,7 +130,7 @@ pub fn drive(
     show: bool,
     counters: Option<&Counters>,
     work: impl Fn(usize, &Plan, &Live) -> WorkerOut + Sync,
-) -> (WorkerOut, Duration, u64) {
+) -> Phase {
     let plan = Plan::new(schedule);
     let live = Live::default();
     let finished = AtomicBool::new(false);
@@ -159,7 +160,8 @@ pub fn drive(
         (out, ended)
     });
     let window = if plan.count.is_some() { ended - started } else { plan.window };
-    (out, window, live.done.load(Ordering::Relaxed))
+    let issued = live.done.load(Ordering::Relaxed);
+    Phase { threads, window, out, mem: Vec::new(), server_cpu: None, issued, offline_queued: 0 }
 }
 
 fn show_progress(

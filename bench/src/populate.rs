@@ -8,6 +8,7 @@
 //! server would have assigned them (docs/protocol.md 6), and its id counter (`last_id`)
 //! says how many it sent.
 
+use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
@@ -44,6 +45,29 @@ pub struct PopulateArgs {
     pub size: usize,
 }
 
+/// Why a [`Shape`] cannot be generated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShapeError {
+    /// Messages to queue, but no user to queue them for.
+    QueuedWithoutUsers,
+    /// The text size is 0 or above the protocol's field limit.
+    Size,
+    /// A sender would send more messages than its 32-bit id counter can number.
+    IdCounter,
+}
+
+impl fmt::Display for ShapeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ShapeError::QueuedWithoutUsers => f.write_str("--queued needs at least one user"),
+            ShapeError::Size => write!(f, "--size must be between 1 and {}", protocol::MAX_FIELD_LEN),
+            ShapeError::IdCounter => f.write_str("more queued messages per sender than a 32-bit id counter holds"),
+        }
+    }
+}
+
+impl std::error::Error for ShapeError {}
+
 /// What to generate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Shape {
@@ -54,15 +78,15 @@ pub struct Shape {
 
 impl Shape {
     /// Checks the shape; a failure is a usage error.
-    pub fn check(&self) -> Result<(), String> {
+    pub fn check(&self) -> Result<(), ShapeError> {
         if self.users == 0 && self.queued > 0 {
-            return Err("--queued needs at least one user".into());
+            return Err(ShapeError::QueuedWithoutUsers);
         }
         if self.size == 0 || self.size > protocol::MAX_FIELD_LEN {
-            return Err(format!("--size must be between 1 and {}", protocol::MAX_FIELD_LEN));
+            return Err(ShapeError::Size);
         }
         if self.users > 0 && self.sent_by(0) > u64::from(u32::MAX) {
-            return Err("more queued messages per sender than a 32-bit id counter holds".into());
+            return Err(ShapeError::IdCounter);
         }
         Ok(())
     }
@@ -119,7 +143,7 @@ fn user_state(alias: String, last_id: u32, queue: Vec<Entry>) -> UserState {
 
 /// Writes `population` into `dir` with the server's journal code.
 pub fn write(dir: &Path, population: Shape) -> Result<(), BenchError> {
-    population.check().map_err(BenchError::Usage)?;
+    population.check().map_err(|e| BenchError::Usage(e.to_string()))?;
     server::journal::populate(dir, population.users())
         .map_err(|e| BenchError::Runtime(format!("cannot populate {}: {e}", dir.display())))
 }
@@ -198,6 +222,16 @@ mod tests {
         assert!(Shape { users: 0, queued: 1, size: 64 }.check().is_err());
         assert!(Shape { users: 1, queued: 0, size: 0 }.check().is_err());
         assert!(Shape { users: 1, queued: 5, size: 64 }.check().is_ok());
+    }
+
+    #[test]
+    fn shape_errors_keep_their_wording() {
+        let refused = |shape: Shape| shape.check().map_err(|e| e.to_string());
+        assert_eq!(refused(Shape { users: 0, queued: 1, size: 64 }), Err("--queued needs at least one user".into()));
+        let size = format!("--size must be between 1 and {}", protocol::MAX_FIELD_LEN);
+        assert_eq!(refused(Shape { users: 1, queued: 0, size: 0 }), Err(size));
+        let too_many = Shape { users: 1, queued: u64::from(u32::MAX) + 1, size: 64 };
+        assert_eq!(refused(too_many), Err("more queued messages per sender than a 32-bit id counter holds".into()));
     }
 
     #[test]

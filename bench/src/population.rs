@@ -30,7 +30,8 @@ pub struct Population {
     pub offline: Vec<u32>,
     pub timeout: Duration,
     pub clock: Clock,
-    pub decoder: Decoder,
+    /// Handed to each listener [`Population::connect_users`] starts; nothing outside this module reads it.
+    decoder: Decoder,
     pub counters: Arc<Counters>,
     pub listeners: Vec<(u32, Listener)>,
     pub next_number: AtomicU64,

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use clap::Args;
 use protocol::{ConnectStatus, DisconnectStatus, Op, RegisterStatus, Reply};
 
-use crate::cli::{parse_list, Mix, Output, Target};
+use crate::cli::{parse_list, ListError, Mix, Output, Target};
 use crate::mix::{run_mix, MixPlan};
 use crate::phase::Schedule;
 use crate::populate::{self, Shape};
@@ -85,7 +85,7 @@ pub struct ScaleArgs {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserList(pub Vec<u64>);
 
-fn users_list(s: &str) -> Result<UserList, String> {
+fn users_list(s: &str) -> Result<UserList, ListError> {
     parse_list::<u64>(s).map(UserList)
 }
 
@@ -110,7 +110,7 @@ impl ScaleArgs {
         let shapes: Vec<Shape> =
             users.iter().zip(queued).map(|(&users, queued)| Shape { users, queued, size: self.size }).collect();
         for s in &shapes {
-            s.check()?;
+            s.check().map_err(|e| e.to_string())?;
         }
         Ok(shapes)
     }

@@ -251,11 +251,7 @@ fn report(
     j.close();
     j.field("good_client");
     good.json(&mut j);
-    if let Some(exit) = exit {
-        j.str("server_exit", exit);
-    }
-    j.bool("ok", ok);
-    j.close();
+    j.close_report(exit, ok);
     if args.output.json {
         println!("{}", j.into_string());
         return;
