@@ -11,7 +11,6 @@
 //! docs/compatibility.md), so an unreachable server is reported by the first command instead
 //! ([`ConnError::Connect`]).
 
-use std::fmt;
 use std::io::{self, BufReader, ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
@@ -29,34 +28,18 @@ pub const REPLY_DEADLINE: Duration = Duration::from_secs(30);
 
 /// Why a request got no usable reply. Every variant means the same to a user (the command's
 /// "other / network error" line); the cause is for the log.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ConnError {
     /// The connection could not be opened (refused, unreachable, timed out).
-    Connect(io::Error),
+    #[error("cannot connect: {0}")]
+    Connect(#[source] io::Error),
     /// The request could not be written.
-    Write(io::Error),
+    #[error("cannot send the request: {0}")]
+    Write(#[source] io::Error),
     /// The reply was missing, truncated, too slow, malformed, or carried a code the operation does not define.
-    Reply(ReplyError),
-}
-
-impl fmt::Display for ConnError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ConnError::Connect(e) => write!(f, "cannot connect: {e}"),
-            ConnError::Write(e) => write!(f, "cannot send the request: {e}"),
-            ConnError::Reply(e) => write!(f, "no valid reply: {e}"),
-        }
-    }
-}
-
-impl std::error::Error for ConnError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            ConnError::Connect(e) | ConnError::Write(e) => Some(e),
-            ConnError::Reply(e) => Some(e),
-        }
-    }
+    #[error("no valid reply: {0}")]
+    Reply(#[source] ReplyError),
 }
 
 /// Sends `req` to the server at `addr` on a fresh connection and reads its reply.

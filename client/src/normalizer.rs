@@ -5,7 +5,6 @@
 //! The default service is a convenience: when nothing listens there, the client warns once and applies the rule
 //! itself, so a first run without the service still works.
 
-use std::fmt;
 use std::time::Duration;
 
 use client::ws::{self, WsError};
@@ -38,24 +37,14 @@ impl Mode {
 
 /// Why a message could not be normalized: the service at `url` failed with `kind`, which is also the error's
 /// `source()`, so a caller can tell a timeout from a fault or an absent service.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("normalization service {url}: {kind}")]
 pub struct NormalizeError {
     /// The service that was asked.
     pub url: String,
     /// What went wrong with it.
+    #[source]
     pub kind: WsError,
-}
-
-impl fmt::Display for NormalizeError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "normalization service {}: {}", self.url, self.kind)
-    }
-}
-
-impl std::error::Error for NormalizeError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        Some(&self.kind)
-    }
 }
 
 /// Normalizes messages according to a [`Mode`].

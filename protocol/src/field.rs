@@ -4,7 +4,6 @@
 //! (normally [`MAX_FIELD_LEN`]) and the whole request by a cap ([`MAX_REQUEST_LEN`]), so a peer can never make
 //! a reader buffer or scan more than the cap, whatever it sends.
 
-use std::fmt;
 use std::io::{self, BufRead, ErrorKind};
 
 /// Largest content of one field, in bytes (the terminator not included).
@@ -16,41 +15,25 @@ pub const MAX_REQUEST_LEN: usize = 64 * 1024;
 pub const MAX_OP_LEN: usize = 14;
 
 /// Why a field could not be read.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum FieldError {
     /// The stream ended before the terminator.
+    #[error("end of stream inside a field")]
     Eof,
     /// The content was longer than allowed; the field was consumed up to and including its terminator, so the
     /// stream is still in step and the next field can be read.
+    #[error("field longer than {MAX_FIELD_LEN} bytes")]
     TooLong,
     /// The read cap was reached before the terminator; the stream is no longer usable.
+    #[error("more than {MAX_REQUEST_LEN} bytes without a terminator")]
     CapReached,
     /// No byte arrived within the stream's read timeout.
+    #[error("read timed out")]
     Timeout,
     /// Any other I/O error (reset, broken pipe, ...).
-    Io(io::Error),
-}
-
-impl fmt::Display for FieldError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            FieldError::Eof => f.write_str("end of stream inside a field"),
-            FieldError::TooLong => write!(f, "field longer than {MAX_FIELD_LEN} bytes"),
-            FieldError::CapReached => write!(f, "more than {MAX_REQUEST_LEN} bytes without a terminator"),
-            FieldError::Timeout => f.write_str("read timed out"),
-            FieldError::Io(e) => write!(f, "i/o error: {e}"),
-        }
-    }
-}
-
-impl std::error::Error for FieldError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            FieldError::Io(e) => Some(e),
-            _ => None,
-        }
-    }
+    #[error("i/o error: {0}")]
+    Io(#[source] io::Error),
 }
 
 impl From<io::Error> for FieldError {

@@ -1,6 +1,5 @@
 //! Server → listener pushes: a delivered message or an acknowledgement.
 
-use std::fmt;
 use std::io::BufRead;
 
 use crate::dialect::PushForm;
@@ -27,36 +26,21 @@ pub enum Push {
 }
 
 /// Why a push could not be decoded.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum PushError {
     /// A field could not be read.
-    Field(FieldError),
+    #[error("malformed push: {0}")]
+    Field(#[from] FieldError),
     /// Not a push operation this protocol knows.
+    #[error("unknown push {0:?}")]
     UnknownOp(String),
     /// The id field is not a decimal number that fits 32 bits.
+    #[error("push carries an id that is not a 32-bit decimal number")]
     BadId,
     /// Not a push: the server's liveness probe ([`PROBE_OP`]), to be closed without showing anything.
+    #[error("the server's probe of this listener")]
     Probe,
-}
-
-impl fmt::Display for PushError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            PushError::Field(e) => write!(f, "malformed push: {e}"),
-            PushError::UnknownOp(op) => write!(f, "unknown push {op:?}"),
-            PushError::BadId => f.write_str("push carries an id that is not a 32-bit decimal number"),
-            PushError::Probe => f.write_str("the server's probe of this listener"),
-        }
-    }
-}
-
-impl std::error::Error for PushError {}
-
-impl From<FieldError> for PushError {
-    fn from(e: FieldError) -> Self {
-        PushError::Field(e)
-    }
 }
 
 impl Push {

@@ -3,7 +3,6 @@
 //! Encoding follows a [`Dialect`]; decoding recognises every dialect of appendix A.1 by itself, so a client
 //! built on this module works unchanged against a server of any profile.
 
-use std::fmt;
 use std::io::BufRead;
 
 use crate::dialect::{Dialect, SendIdForm, StatusForm};
@@ -87,36 +86,21 @@ pub enum Reply {
 }
 
 /// Why a reply could not be decoded.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ReplyError {
     /// A field or byte could not be read (end of stream, timeout, reset, cap).
-    Field(FieldError),
+    #[error("malformed reply: {0}")]
+    Field(#[from] FieldError),
     /// The first byte is not a status of any dialect.
+    #[error("malformed reply: byte {0:#04x} is not a status")]
     BadStatus(u8),
     /// A well-formed status code that this operation does not define.
+    #[error("unexpected status code {0}")]
     UnexpectedStatus(u8),
     /// A number field (id, user count) that is not a decimal number in range.
+    #[error("malformed reply: bad number field")]
     BadNumber,
-}
-
-impl fmt::Display for ReplyError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ReplyError::Field(e) => write!(f, "malformed reply: {e}"),
-            ReplyError::BadStatus(b) => write!(f, "malformed reply: byte {b:#04x} is not a status"),
-            ReplyError::UnexpectedStatus(c) => write!(f, "unexpected status code {c}"),
-            ReplyError::BadNumber => f.write_str("malformed reply: bad number field"),
-        }
-    }
-}
-
-impl std::error::Error for ReplyError {}
-
-impl From<FieldError> for ReplyError {
-    fn from(e: FieldError) -> Self {
-        ReplyError::Field(e)
-    }
 }
 
 impl Reply {

@@ -14,7 +14,6 @@
 //! stays with that end: this crate holds only facts of the formats, not policy.
 
 use std::borrow::Cow;
-use std::fmt;
 use std::io;
 
 use quick_xml::events::{BytesEnd, BytesRef, BytesStart, Event};
@@ -43,28 +42,19 @@ pub fn is_xml_space(c: char) -> bool {
 }
 
 /// Why a piece of a well-formed-looking document cannot be read.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum XmlError {
     /// An element or attribute name uses a prefix no `xmlns:` declaration binds.
+    #[error("undeclared namespace prefix `{0}`")]
     UndeclaredPrefix(String),
     /// A reference to an entity other than the five predefined ones (SOAP forbids the DTD that could declare it).
+    #[error("undeclared entity &{0};")]
     UndeclaredEntity(String),
     /// A character reference that names no character (`&#xZZ;`, `&#1114112;`); the parser's reason.
+    #[error("bad character reference: {0}")]
     BadCharRef(String),
 }
-
-impl fmt::Display for XmlError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            XmlError::UndeclaredPrefix(prefix) => write!(f, "undeclared namespace prefix `{prefix}`"),
-            XmlError::UndeclaredEntity(name) => write!(f, "undeclared entity &{name};"),
-            XmlError::BadCharRef(why) => write!(f, "bad character reference: {why}"),
-        }
-    }
-}
-
-impl std::error::Error for XmlError {}
 
 /// The namespace a name resolved to: `""` when unqualified.
 pub fn namespace<'a>(resolved: ResolveResult<'a>) -> Result<&'a str, XmlError> {

@@ -9,7 +9,6 @@
 
 mod envelope;
 
-use std::fmt;
 use std::io;
 use std::time::Duration;
 
@@ -21,20 +20,26 @@ use envelope::{read_answer, request_envelope, Answer};
 pub const MAX_RESPONSE_BYTES: u64 = 1024 * 1024;
 
 /// Why [`normalize_remote`] gave no normalized text.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum WsError {
     /// The URL is not a plain `http://` URL (this client speaks no TLS; the service is local).
+    #[error("invalid service URL: {0}")]
     InvalidUrl(String),
     /// Nothing could be connected to at the URL: connection refused, host name unknown, network unreachable.
     /// The only error after which the service can be said to be absent rather than failing.
+    #[error("service unreachable: {0}")]
     Unreachable(String),
     /// No complete answer within the timeout (connecting included).
+    #[error("service did not answer in time")]
     Timeout,
     /// The connection broke, or the service spoke broken HTTP.
+    #[error("connection to the service failed: {0}")]
     Transport(String),
     /// An HTTP status other than 200 that carries no SOAP fault.
+    #[error("service answered HTTP {0}")]
     Http(u16),
     /// The service answered with a SOAP fault.
+    #[error("service fault {code}: {message}")]
     Fault {
         /// The `faultcode` as sent, e.g. `soap:Client`.
         code: String,
@@ -42,27 +47,12 @@ pub enum WsError {
         message: String,
     },
     /// A 200 answer that is not the expected `convert_textResponse` envelope.
+    #[error("unexpected answer from the service: {0}")]
     BadResponse(String),
     /// The text holds a character that XML 1.0 cannot carry (such as U+0001), so no SOAP service can be asked.
+    #[error("the text contains U+{:04X}, which XML cannot carry", u32::from(*.0))]
     Unencodable(char),
 }
-
-impl fmt::Display for WsError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            WsError::InvalidUrl(why) => write!(f, "invalid service URL: {why}"),
-            WsError::Unreachable(why) => write!(f, "service unreachable: {why}"),
-            WsError::Timeout => f.write_str("service did not answer in time"),
-            WsError::Transport(why) => write!(f, "connection to the service failed: {why}"),
-            WsError::Http(status) => write!(f, "service answered HTTP {status}"),
-            WsError::Fault { code, message } => write!(f, "service fault {code}: {message}"),
-            WsError::BadResponse(why) => write!(f, "unexpected answer from the service: {why}"),
-            WsError::Unencodable(c) => write!(f, "the text contains U+{:04X}, which XML cannot carry", *c as u32),
-        }
-    }
-}
-
-impl std::error::Error for WsError {}
 
 /// Asks the service at `url` to normalize `text` with `convert_text`, waiting at most `timeout` in all.
 ///
