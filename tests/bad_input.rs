@@ -19,8 +19,7 @@ fn assert_still_serving(addr: std::net::SocketAddr) {
 
 #[test]
 fn unknown_operations_are_closed_without_reply_and_change_nothing() {
-    let s = start();
-    let a = s.addr();
+    let (s, a) = serve();
     for op in ["QUIT", "SENDATTACH", "register", "HELLO WORLD", "CONNECTEDUSERSX"] {
         assert_eq!(call(a, &[op, "alice", "x", "y"]), b"", "{op}");
     }
@@ -31,8 +30,7 @@ fn unknown_operations_are_closed_without_reply_and_change_nothing() {
 
 #[test]
 fn empty_and_truncated_requests_get_no_reply_and_change_nothing() {
-    let s = start();
-    let a = s.addr();
+    let (s, a) = serve();
     assert_eq!(raw(a, b""), b"");
     for bytes in [&b"REGISTER\0full\0alice"[..], b"REGISTER\0full\0alice\0", b"REGI", b"SEND\0a\0b\0no end"] {
         let mut stream = connect_from(None, a);
@@ -46,8 +44,7 @@ fn empty_and_truncated_requests_get_no_reply_and_change_nothing() {
 
 #[test]
 fn over_long_fields_get_the_generic_failure_and_the_request_is_read_to_its_end() {
-    let s = start();
-    let a = s.addr();
+    let (s, a) = serve();
     register(a, "alice");
     let long = "n".repeat(10_000);
     assert_eq!(call(a, &["REGISTER", &long, "bob", "01/01/2000"]), [2]);
@@ -58,8 +55,7 @@ fn over_long_fields_get_the_generic_failure_and_the_request_is_read_to_its_end()
 
 #[test]
 fn a_request_past_the_cap_is_closed_without_reply() {
-    let s = start();
-    let a = s.addr();
+    let (s, a) = serve();
     let mut stream = connect_from(None, a);
     let mut bytes = b"REGISTER\0".to_vec();
     bytes.extend(vec![b'x'; protocol::MAX_REQUEST_LEN + 1000]);
@@ -73,8 +69,7 @@ fn a_request_past_the_cap_is_closed_without_reply() {
 
 #[test]
 fn non_utf8_fields_get_the_generic_failure() {
-    let s = start();
-    let a = s.addr();
+    let (s, a) = serve();
     assert_eq!(raw(a, b"REGISTER\0name\0al\xffice\0date\0"), [2]);
     assert_eq!(raw(a, b"CONNECT\0\xc3\x28\x0080\0"), [3]);
     assert!(s.store().is_empty());
@@ -82,16 +77,14 @@ fn non_utf8_fields_get_the_generic_failure() {
 
 #[test]
 fn bytes_after_the_last_field_are_ignored() {
-    let s = start();
-    let a = s.addr();
+    let (s, a) = serve();
     assert_eq!(raw(a, b"REGISTER\0Alice\0alice\0date\0trailing junk\0and more"), [0]);
     assert_eq!(s.store().len(), 1);
 }
 
 #[test]
 fn a_silent_client_is_timed_out_and_does_not_delay_others() {
-    let s = start_with(Config { request_timeout: Duration::from_millis(500), ..Config::default() });
-    let a = s.addr();
+    let (s, a) = serve_with(Config { request_timeout: Duration::from_millis(500), ..Config::default() });
     let mut silent = connect_from(None, a);
     let mut half = connect_from(None, a);
     half.write_all(b"REGISTER\0half a request\0").unwrap();
@@ -106,8 +99,7 @@ fn a_silent_client_is_timed_out_and_does_not_delay_others() {
 #[test]
 fn hundreds_of_idle_connections_do_not_stop_other_clients() {
     const IDLE: usize = 400;
-    let s = start();
-    let a = s.addr();
+    let (_s, a) = serve();
     let idle: Vec<TcpStream> = (0..IDLE)
         .map(|i| {
             let mut c = connect_from(None, a);

@@ -10,9 +10,7 @@ use testkit::*;
 
 #[test]
 fn offline_messages_arrive_in_order_on_connect_then_acks_reach_the_sender() {
-    let s = start();
-    let a = s.addr();
-    register_all(a, &["alice", "bob"]);
+    let (s, a) = serve_registered(&["alice", "bob"]);
     let (la, lb) = (Listener::bind(), Listener::bind());
     connect(a, "alice", &la);
     let texts = ["first", "second\nwith a line break", "third"];
@@ -32,25 +30,19 @@ fn offline_messages_arrive_in_order_on_connect_then_acks_reach_the_sender() {
 
 #[test]
 fn live_send_is_pushed_and_acknowledged() {
-    let s = start();
-    let a = s.addr();
-    let la = register_online(a, "alice");
-    let lb = register_online(a, "bob");
+    let (_s, a, [la, lb]) = serve_online(["alice", "bob"]);
     send_pushed(a, ("alice", &la), ("bob", &lb), "hello bob");
 }
 
 #[test]
 fn message_to_oneself_then_its_ack() {
-    let s = start();
-    let a = s.addr();
-    let l = register_online(a, "alice");
+    let (_s, a, [l]) = serve_online(["alice"]);
     send_pushed(a, ("alice", &l), ("alice", &l), "note to self");
 }
 
 #[test]
 fn push_goes_to_the_address_the_connect_came_from() {
-    let s = start_with(Config { bind: "0.0.0.0:0".parse().unwrap(), ..Config::default() });
-    let a = s.addr();
+    let (_s, a) = serve_with(Config { bind: "0.0.0.0:0".parse().unwrap(), ..Config::default() });
     register_all(a, &["alice", "bob"]);
     let la = online(a, "alice");
     // Bob's listener exists only on 127.0.0.2; a push to 127.0.0.1 at that port would be refused.
@@ -64,9 +56,7 @@ fn push_goes_to_the_address_the_connect_came_from() {
 fn concurrent_senders_lose_nothing_duplicate_nothing_and_keep_per_sender_order() {
     const SENDERS: usize = 6;
     const EACH: u32 = 60;
-    let s = start();
-    let a = s.addr();
-    let sink = register_online(a, "sink");
+    let (_s, a, [sink]) = serve_online(["sink"]);
     let mut sender_listeners = Vec::new();
     for i in 0..SENDERS {
         let name = format!("s{i}");
@@ -102,9 +92,7 @@ fn concurrent_senders_lose_nothing_duplicate_nothing_and_keep_per_sender_order()
 
 #[test]
 fn a_dead_listener_keeps_the_message_for_the_next_connect() {
-    let s = start();
-    let a = s.addr();
-    register_all(a, &["alice", "bob"]);
+    let (s, a) = serve_registered(&["alice", "bob"]);
     let la = online(a, "alice");
     let dead = dead_port();
     assert_eq!(call(a, &["CONNECT", "bob", &dead.to_string()]), [0]);
@@ -121,9 +109,7 @@ fn a_dead_listener_keeps_the_message_for_the_next_connect() {
 #[test]
 fn a_listener_that_starts_accepting_after_the_connect_reply_gets_its_messages() {
     // Some original clients bind their listener only after reading the CONNECT reply (docs/protocol.md 5.4).
-    let s = start();
-    let a = s.addr();
-    register_all(a, &["alice", "bob"]);
+    let (_s, a) = serve_registered(&["alice", "bob"]);
     let la = online(a, "alice");
     send(a, "alice", "bob", "queued");
     let port = dead_port();
@@ -141,9 +127,7 @@ fn a_listener_that_starts_accepting_after_the_connect_reply_gets_its_messages() 
 
 #[test]
 fn an_ack_owed_to_an_offline_sender_arrives_at_its_next_connect() {
-    let s = start();
-    let a = s.addr();
-    register_all(a, &["alice", "bob"]);
+    let (s, a) = serve_registered(&["alice", "bob"]);
     let la = online(a, "alice");
     let id = send(a, "alice", "bob", "read this later");
     assert_eq!(call(a, &["DISCONNECT", "alice"]), [0]);
@@ -157,9 +141,7 @@ fn an_ack_owed_to_an_offline_sender_arrives_at_its_next_connect() {
 
 #[test]
 fn unregister_discards_the_queue_and_drops_acks_for_a_departed_sender() {
-    let s = start();
-    let a = s.addr();
-    register_all(a, &["alice", "bob", "carol"]);
+    let (_s, a) = serve_registered(&["alice", "bob", "carol"]);
     let la = online(a, "alice");
     send(a, "alice", "bob", "never read");
     let id = send(a, "alice", "carol", "from a departed sender");
@@ -174,9 +156,7 @@ fn unregister_discards_the_queue_and_drops_acks_for_a_departed_sender() {
 
 #[test]
 fn a_new_message_never_overtakes_older_pending_ones() {
-    let s = start();
-    let a = s.addr();
-    register_all(a, &["alice", "bob"]);
+    let (_s, a) = serve_registered(&["alice", "bob"]);
     let _la = online(a, "alice"); // alive for the acknowledgements
     for n in 1..=20 {
         send(a, "alice", "bob", &format!("m{n}"));
@@ -193,9 +173,7 @@ fn a_new_message_never_overtakes_older_pending_ones() {
 
 #[test]
 fn a_slow_listener_does_not_stall_other_users() {
-    let s = start();
-    let a = s.addr();
-    register_all(a, &["alice", "bob", "carol"]);
+    let (_s, a) = serve_registered(&["alice", "bob", "carol"]);
     let _la = online(a, "alice");
     // Bob's "listener" accepts connections into the backlog but never reads: pushes to it still complete,
     // and carol is served normally meanwhile.
@@ -213,9 +191,7 @@ fn a_slow_listener_does_not_stall_other_users() {
 #[test]
 fn a_listener_that_resets_without_reading_gets_the_message_again_and_no_ack_is_sent() {
     // A push counts as delivered only once the listener has read it and closed in order (docs/protocol.md 5.3).
-    let s = start();
-    let a = s.addr();
-    register_all(a, &["alice", "bob"]);
+    let (s, a) = serve_registered(&["alice", "bob"]);
     let la = online(a, "alice");
     let id = send(a, "alice", "bob", "read me");
     let resetting = TcpListener::bind(("127.0.0.1", 0)).unwrap();
@@ -238,9 +214,7 @@ fn a_recipient_with_a_long_queue_does_not_hold_up_other_users_pushes() {
     // deliverer claims alice's acknowledgements on the way; they, and a message carol sends alice meanwhile, must
     // not wait until bob's whole queue is out (docs/protocol.md 5.3, delivery::TURN).
     const QUEUED: usize = 60;
-    let s = start();
-    let a = s.addr();
-    register_all(a, &["alice", "bob", "carol"]);
+    let (_s, a) = serve_registered(&["alice", "bob", "carol"]);
     let la = online(a, "alice");
     for i in 0..QUEUED {
         send(a, "alice", "bob", &format!("m{i}"));

@@ -6,8 +6,7 @@ use testkit::*;
 
 #[test]
 fn register_rows() {
-    let s = start();
-    let a = s.addr();
+    let (s, a) = serve();
     rows::register_rows(a);
     let users = s.store().snapshot();
     let aliases: Vec<_> = users.iter().map(|u| u.alias.as_str()).collect();
@@ -19,8 +18,7 @@ fn register_rows() {
 
 #[test]
 fn unregister_rows() {
-    let s = start();
-    let a = s.addr();
+    let (s, a) = serve();
     let _l = rows::unregister_rows(a);
     assert!(s.store().is_empty());
     // Re-registering starts from scratch.
@@ -30,8 +28,7 @@ fn unregister_rows() {
 
 #[test]
 fn connect_rows() {
-    let s = start();
-    let a = s.addr();
+    let (s, a) = serve();
     let l = Listener::bind();
     rows::connect_refusals(a, &l.port_field());
     assert_eq!(s.store().is_connected("alice"), Some(false), "failures change nothing");
@@ -41,8 +38,7 @@ fn connect_rows() {
 
 #[test]
 fn disconnect_rows() {
-    let s = start();
-    let a = s.addr();
+    let (s, a) = serve();
     let _l = rows::disconnect_refusals(a);
     let other = raw_from(Some(OTHER_HOST.into()), a, &fields(&["DISCONNECT", "alice"]));
     assert_eq!(other, [3], "from another address");
@@ -55,16 +51,13 @@ fn disconnect_rows() {
 
 #[test]
 fn disconnect_ip_check_can_be_disabled() {
-    let s = start_with(Config { ip_check: false, ..Config::default() });
-    let a = s.addr();
-    let _l = register_online(a, "alice");
+    let (_s, a, [_l]) = serve_online_with(Config { ip_check: false, ..Config::default() }, ["alice"]);
     assert_eq!(raw_from(Some(OTHER_HOST.into()), a, &fields(&["DISCONNECT", "alice"])), [0]);
 }
 
 #[test]
 fn send_rows_and_ids() {
-    let s = start();
-    let a = s.addr();
+    let (s, a) = serve();
     let _l = rows::send_refusals(a);
     rows::send_ids(a);
     let users = s.store().snapshot();
@@ -74,10 +67,7 @@ fn send_rows_and_ids() {
 
 #[test]
 fn ids_are_per_sender() {
-    let s = start();
-    let a = s.addr();
-    let _la = register_online(a, "alice");
-    let _lb = register_online(a, "bob");
+    let (_s, a, [_la, _lb]) = serve_online(["alice", "bob"]);
     register(a, "carol");
     assert_eq!(send(a, "alice", "carol", "a1"), 1);
     assert_eq!(send(a, "bob", "carol", "b1"), 1);
@@ -86,17 +76,14 @@ fn ids_are_per_sender() {
 
 #[test]
 fn send_to_a_full_queue_fails_and_consumes_no_id() {
-    let s = start_with(Config { max_queue: 2, ..Config::default() });
-    let a = s.addr();
+    let (s, a) = serve_with(Config { max_queue: 2, ..Config::default() });
     let _l = rows::full_queue_rows(a);
     assert_eq!(s.store().snapshot()[0].last_id, 2);
 }
 
 #[test]
 fn connectedusers_rows() {
-    let s = start();
-    let a = s.addr();
-    register_all(a, &["alice", "bob", "carol"]);
+    let (_s, a) = serve_registered(&["alice", "bob", "carol"]);
     let (la, lc) = (Listener::bind(), Listener::bind());
     connect(a, "carol", &lc);
     connect(a, "alice", &la);

@@ -8,9 +8,7 @@ use testkit::*;
 
 #[test]
 fn a_connect_replaces_a_session_whose_listener_is_gone() {
-    let s = start();
-    let a = s.addr();
-    register_all(a, &["alice", "bob"]);
+    let (_s, a) = serve_registered(&["alice", "bob"]);
     let old = online(a, "alice");
     let old_port = old.port();
     drop(old); // the client was killed: its listener is gone, no DISCONNECT was sent
@@ -23,8 +21,7 @@ fn a_connect_replaces_a_session_whose_listener_is_gone() {
 
 #[test]
 fn a_connect_while_the_session_is_alive_is_refused_and_the_listener_sees_no_push() {
-    let s = start();
-    let a = s.addr();
+    let (_s, a) = serve();
     register(a, "alice");
     let first = online(a, "alice");
     let second = Listener::bind();
@@ -36,8 +33,7 @@ fn a_connect_while_the_session_is_alive_is_refused_and_the_listener_sees_no_push
 
 #[test]
 fn a_listener_that_accepts_but_never_closes_counts_as_gone() {
-    let s = start();
-    let a = s.addr();
+    let (_s, a) = serve();
     register(a, "alice");
     // A client whose listener thread died: the port still accepts (the kernel queues connections), nobody reads.
     let stuck = TcpListener::bind(("127.0.0.1", 0)).unwrap();
@@ -50,10 +46,7 @@ fn a_listener_that_accepts_but_never_closes_counts_as_gone() {
 
 #[test]
 fn send_and_unregister_of_a_connected_user_are_accepted_only_from_its_address() {
-    let s = start();
-    let a = s.addr();
-    let _la = register_online(a, "alice");
-    let _lb = register_online(a, "bob");
+    let (s, a, [_la, _lb]) = serve_online(["alice", "bob"]);
     let other = Some(OTHER_HOST.into());
     assert_eq!(raw_from(other, a, &fields(&["SEND", "alice", "bob", "forged"])), [2], "SEND forged from another host");
     assert_eq!(raw_from(other, a, &fields(&["UNREGISTER", "bob"])), [2], "UNREGISTER forged from another host");
@@ -67,10 +60,7 @@ fn send_and_unregister_of_a_connected_user_are_accepted_only_from_its_address() 
 
 #[test]
 fn no_ip_check_turns_every_origin_check_off() {
-    let s = start_with(Config { ip_check: false, ..Config::default() });
-    let a = s.addr();
-    let _la = register_online(a, "alice");
-    let _lb = register_online(a, "bob");
+    let (_s, a, [_la, _lb]) = serve_online_with(Config { ip_check: false, ..Config::default() }, ["alice", "bob"]);
     let other = Some(OTHER_HOST.into());
     assert_eq!(raw_from(other, a, &fields(&["SEND", "alice", "bob", "x"])), [0, b'1', 0]);
     assert_eq!(raw_from(other, a, &fields(&["UNREGISTER", "bob"])), [0]);

@@ -70,8 +70,7 @@ fn a_trickling_peer_is_cut_at_the_request_deadline() {
 fn an_address_over_its_limit_sheds_its_oldest_incomplete_connections() {
     const LIMIT: usize = 4;
     const IDLE: usize = 12;
-    let s = start_with(Config { max_pending_per_address: Some(LIMIT), ..patient() });
-    let a = s.addr();
+    let (s, a) = serve_with(Config { max_pending_per_address: Some(LIMIT), ..patient() });
     let mut idle: Vec<TcpStream> = (0..IDLE)
         .map(|i| {
             let mut c = connect_from(None, a);
@@ -93,8 +92,7 @@ fn an_address_over_its_limit_sheds_its_oldest_incomplete_connections() {
 
 #[test]
 fn with_every_slot_held_by_incomplete_requests_a_new_request_is_answered_promptly() {
-    let s = start_with(Config { max_connections: 4, max_pending_per_address: Some(4), ..patient() });
-    let a = s.addr();
+    let (s, a) = serve_with(Config { max_connections: 4, max_pending_per_address: Some(4), ..patient() });
     // Four hosts, one silent connection each: every slot is taken.
     let mut idle: Vec<TcpStream> = (2..6).map(|n| connect_from(Some(host(n)), a)).collect();
     eventually("every slot is taken", || s.connections_in_flight() == 4);
@@ -107,8 +105,7 @@ fn with_every_slot_held_by_incomplete_requests_a_new_request_is_answered_promptl
 
 #[test]
 fn a_full_server_sheds_from_the_address_holding_the_most_incomplete_requests() {
-    let s = start_with(Config { max_connections: 4, max_pending_per_address: Some(4), ..patient() });
-    let a = s.addr();
+    let (s, a) = serve_with(Config { max_connections: 4, max_pending_per_address: Some(4), ..patient() });
     let mut lone = connect_from(Some(host(3)), a);
     let mut crowd: Vec<TcpStream> = (0..3).map(|_| connect_from(Some(host(2)), a)).collect();
     eventually("every slot is taken", || s.connections_in_flight() == 4);
@@ -136,9 +133,7 @@ fn jammed_listener() -> (socket2::Socket, Vec<TcpStream>) {
 
 #[test]
 fn deliveries_hold_no_connection_slot() {
-    let s = start_with(Config { max_connections: 1, ..Config::default() });
-    let a = s.addr();
-    let _lb = register_online(a, "bob");
+    let (s, a, [_lb]) = serve_online_with(Config { max_connections: 1, ..Config::default() }, ["bob"]);
     register(a, "alice");
     // Alice's listener never completes a connection: her push waits for the 3 s connect timeout.
     let (jammed, _fillers) = jammed_listener();
@@ -169,8 +164,7 @@ fn connection_threads_are_reused() {
     const SEQUENTIAL: usize = 100;
     const CLIENTS: usize = 4;
     const EACH: usize = 50;
-    let s = start();
-    let a = s.addr();
+    let (s, a) = serve();
     for _ in 0..SEQUENTIAL {
         assert_eq!(call(a, &["CONNECTEDUSERS", "nobody"]), [2]);
     }
@@ -194,8 +188,7 @@ fn connection_threads_are_reused() {
 
 #[test]
 fn stop_ends_idle_workers_and_waits_for_busy_ones() {
-    let s = start_with(patient());
-    let a = s.addr();
+    let (s, a) = serve_with(patient());
     let store = s.store().clone();
     for _ in 0..10 {
         assert_eq!(call(a, &["CONNECTEDUSERS", "nobody"]), [2]);

@@ -45,23 +45,26 @@ const STANDARD: Expected = Expected {
     message: b"SEND_MESSAGE\x00alice\x001\x00hello bob\x00",
 };
 
-const ASCII: Expected = Expected {
-    status: [b"0\x00", b"1\x00", b"2\x00"],
-    send_first: b"0\x001\x00",
-    send_unknown: b"1\x00",
-    users: b"0\x002\x00alice\x00bob\x00",
-    // molinalg: the id before the sender.
-    message: b"RECEIVE_MESS\x001\x00alice\x00hello bob\x00",
-};
+/// molinalg: the id before the sender in the push.
+const ASCII: Expected = Expected::ascii(b"0\x001\x00", b"1\x00", b"RECEIVE_MESS\x001\x00alice\x00hello bob\x00");
 
-const ASCII_U32: Expected = Expected {
-    status: [b"0\x00", b"1\x00", b"2\x00"],
-    // AngelMancha: the id as 4 big-endian bytes after every SEND reply, 0 when it failed.
-    send_first: b"0\x00\x00\x00\x00\x01",
-    send_unknown: b"1\x00\x00\x00\x00\x00",
-    users: b"0\x002\x00alice\x00bob\x00",
-    message: b"SEND_MESSAGE\x00alice\x001\x00hello bob\x00",
-};
+/// AngelMancha: the id as 4 big-endian bytes after every SEND reply, 0 when it failed.
+const ASCII_U32: Expected =
+    Expected::ascii(b"0\x00\x00\x00\x00\x01", b"1\x00\x00\x00\x00\x00", b"SEND_MESSAGE\x00alice\x001\x00hello bob\x00");
+
+impl Expected {
+    /// An ASCII profile's answers: every status (CONNECTEDUSERS' too) as a digit and `0x00`; what the two ASCII
+    /// profiles write differently is the SEND replies and the message push.
+    const fn ascii(send_first: &'static [u8], send_unknown: &'static [u8], message: &'static [u8]) -> Expected {
+        Expected {
+            status: [b"0\x00", b"1\x00", b"2\x00"],
+            send_first,
+            send_unknown,
+            users: b"0\x002\x00alice\x00bob\x00",
+            message,
+        }
+    }
+}
 
 /// Acknowledgements are the same in every profile.
 const ACK_1: &[u8] = b"SEND_MESS_ACK\x001\x00";

@@ -2,6 +2,8 @@
 //!
 //! - an in-process server on 127.0.0.1 and an ephemeral port: [`start`], [`start_with`], [`start_board`] (with a
 //!   ttweet board), and a port where nothing listens, [`dead_port`];
+//! - the openings most tests share, the server and its address with users already registered or connected:
+//!   [`serve`], [`serve_with`], [`serve_registered`], [`serve_online`], [`serve_online_with`];
 //! - requests in raw protocol bytes, the way a foreign client writes them ([`wire`]): [`fields`], [`call`],
 //!   [`raw`], [`raw_from`] (from a second loopback address, [`OTHER_HOST`]), [`request`] (field by field, as the
 //!   original Python clients write), and the session steps [`register`], [`online`], [`send`] with the pushes
@@ -55,6 +57,41 @@ pub fn start_board(config: Config) -> (ServerHandle, SocketAddr) {
     let srv = start_with(Config { ttweet_port: Some(0), ..config });
     let board = srv.ttweet_addr().expect("the board was asked for");
     (srv, board)
+}
+
+/// [`start`] and the server's address: the opening of a test that speaks to a server of the default configuration.
+pub fn serve() -> (ServerHandle, SocketAddr) {
+    serve_with(Config::default())
+}
+
+/// [`start_with`] `config`, and the server's address.
+pub fn serve_with(config: Config) -> (ServerHandle, SocketAddr) {
+    let srv = start_with(config);
+    let addr = srv.addr();
+    (srv, addr)
+}
+
+/// [`serve`] with each of `aliases` registered, in order ([`register_all`]), none connected.
+pub fn serve_registered(aliases: &[&str]) -> (ServerHandle, SocketAddr) {
+    let (srv, addr) = serve();
+    register_all(addr, aliases);
+    (srv, addr)
+}
+
+/// [`serve`] with each of `aliases` registered and connected, one after the other ([`register_online`]); their
+/// listeners, in the same order.
+pub fn serve_online<const N: usize>(aliases: [&str; N]) -> (ServerHandle, SocketAddr, [Listener; N]) {
+    serve_online_with(Config::default(), aliases)
+}
+
+/// [`serve_online`] on a server started with `config`.
+pub fn serve_online_with<const N: usize>(
+    config: Config,
+    aliases: [&str; N],
+) -> (ServerHandle, SocketAddr, [Listener; N]) {
+    let (srv, addr) = serve_with(config);
+    let listeners = aliases.map(|alias| register_online(addr, alias));
+    (srv, addr, listeners)
 }
 
 /// Polls `cond` until it holds or [`TIMEOUT`] passes.

@@ -13,6 +13,15 @@ fn connected(store: &Store, alias: &str) {
     let _ = store.activate(alias, epoch);
 }
 
+/// A store (queues of 10) with each of `aliases` registered and connected, in order.
+fn store_with_connected(aliases: &[&str]) -> Store {
+    let store = Store::new(10);
+    for alias in aliases {
+        connected(&store, alias);
+    }
+    store
+}
+
 fn send(store: &Store, from: &str, to: &str, text: &str) -> Accepted {
     store.send(from, to, text, None).unwrap()
 }
@@ -27,8 +36,7 @@ fn ids_start_at_one_and_wrap_to_one() {
 
 #[test]
 fn send_after_the_last_id_wraps_to_one() {
-    let store = Store::new(10);
-    connected(&store, "a");
+    let store = store_with_connected(&["a"]);
     {
         let mut reg = store.lock();
         let key = reg.find("a").unwrap();
@@ -40,8 +48,7 @@ fn send_after_the_last_id_wraps_to_one() {
 
 #[test]
 fn only_one_ticket_per_user_at_a_time() {
-    let store = Store::new(10);
-    connected(&store, "a");
+    let store = store_with_connected(&["a"]);
     let first = send(&store, "a", "a", "1").ticket;
     assert!(first.is_some(), "idle and connected: the sender thread delivers");
     assert!(send(&store, "a", "a", "2").ticket.is_none(), "a deliverer is already at work");
@@ -56,8 +63,7 @@ fn only_one_ticket_per_user_at_a_time() {
 
 #[test]
 fn a_dropped_ticket_releases_its_claim_and_a_stale_one_cannot_release_a_newer_claim() {
-    let store = Store::new(10);
-    connected(&store, "a");
+    let store = store_with_connected(&["a"]);
     let ticket = send(&store, "a", "a", "1").ticket.unwrap();
     drop(ticket); // a deliverer that died (a panic, an early return) without telling the store
     let second = send(&store, "a", "a", "2").ticket.expect("the claim was released by the drop");
@@ -74,8 +80,7 @@ fn a_dropped_ticket_releases_its_claim_and_a_stale_one_cannot_release_a_newer_cl
 
 #[test]
 fn a_failed_push_keeps_the_head_and_disconnects_only_the_same_connection() {
-    let store = Store::new(10);
-    connected(&store, "a");
+    let store = store_with_connected(&["a"]);
     let ticket = send(&store, "a", "a", "m").ticket.unwrap();
     let job = store.next_job(&ticket).unwrap();
     // The user reconnects meanwhile: the old connection's failure must not disconnect the new one.
@@ -106,9 +111,7 @@ fn a_poisoned_lock_does_not_stop_the_registry() {
 
 #[test]
 fn a_ticket_carries_its_first_job_and_delivered_answers_the_next_one() {
-    let store = Store::new(10);
-    connected(&store, "a");
-    connected(&store, "b");
+    let store = store_with_connected(&["a", "b"]);
     let mut ticket = send(&store, "a", "b", "1").ticket.unwrap();
     assert!(send(&store, "a", "b", "2").ticket.is_none());
     let job = ticket.take_job().expect("the first push comes with the ticket");
@@ -125,10 +128,7 @@ fn a_ticket_carries_its_first_job_and_delivered_answers_the_next_one() {
 
 #[test]
 fn unregistering_users_in_the_middle_keeps_the_others_and_their_order() {
-    let store = Store::new(10);
-    for alias in ["a", "b", "c", "d", "e"] {
-        connected(&store, alias);
-    }
+    let store = store_with_connected(&["a", "b", "c", "d", "e"]);
     assert_eq!(store.unregister("c", None).0, UnregisterStatus::Ok);
     assert_eq!(store.unregister("b", None).0, UnregisterStatus::Ok);
     // The freed slots are reused; the order stays the order of registration.
@@ -141,8 +141,7 @@ fn unregistering_users_in_the_middle_keeps_the_others_and_their_order() {
 
 #[test]
 fn a_re_registered_alias_is_a_new_user_that_an_old_ticket_cannot_touch() {
-    let store = Store::new(10);
-    connected(&store, "a");
+    let store = store_with_connected(&["a"]);
     let ticket = send(&store, "a", "a", "old").ticket.unwrap();
     let job = store.next_job(&ticket).unwrap();
     assert_eq!(store.unregister("a", None).0, UnregisterStatus::Ok);
@@ -178,9 +177,7 @@ fn concurrent_registers_of_one_alias_have_exactly_one_winner() {
 
 #[test]
 fn requests_are_not_origin_checked_unless_asked_and_are_when_asked() {
-    let store = Store::new(10);
-    connected(&store, "a");
-    connected(&store, "b");
+    let store = store_with_connected(&["a", "b"]);
     let other: IpAddr = Ipv4Addr::new(127, 0, 0, 2).into();
     let own: IpAddr = Ipv4Addr::LOCALHOST.into();
     assert_eq!(store.send("a", "b", "x", Some(other)).unwrap_err(), SendReply::Fail);
@@ -225,8 +222,7 @@ fn the_cost_of_a_request_does_not_grow_with_users() {
 
 #[test]
 fn connected_users_lists_only_the_connected_in_registration_order() {
-    let store = Store::new(10);
-    connected(&store, "z");
+    let store = store_with_connected(&["z"]);
     store.register("", "offline", "");
     connected(&store, "a");
     assert_eq!(store.connected_users_for("a"), UsersReply::List(vec!["z".into(), "a".into()]));
