@@ -15,7 +15,6 @@
 //! sockets and threads, with the same connection cap, timeouts and orderly stop, and calls [`serve`] for each
 //! connection.
 
-use std::fmt;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::sync::Mutex;
@@ -150,26 +149,19 @@ fn read_header<R: BufRead>(reader: &mut R) -> Result<Option<Request>, Header> {
 }
 
 /// Why a post was refused (logged; the board keeps its last message).
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 enum Refused {
     /// The stream failed before its end.
-    NotEnded(io::Error),
+    #[error("the message did not end: {0}")]
+    NotEnded(#[source] io::Error),
     /// More bytes than [`MAX_CHARS`] characters can take.
+    #[error("message over {MAX_CHARS} characters")]
     TooManyBytes,
+    #[error("message is not UTF-8")]
     NotUtf8,
     /// This many characters, over [`MAX_CHARS`].
+    #[error("message of {0} characters, at most {MAX_CHARS}")]
     TooManyChars(usize),
-}
-
-impl fmt::Display for Refused {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Refused::NotEnded(e) => write!(f, "the message did not end: {e}"),
-            Refused::TooManyBytes => write!(f, "message over {MAX_CHARS} characters"),
-            Refused::NotUtf8 => f.write_str("message is not UTF-8"),
-            Refused::TooManyChars(chars) => write!(f, "message of {chars} characters, at most {MAX_CHARS}"),
-        }
-    }
 }
 
 /// Reads a post's message up to the end of the stream and checks it.

@@ -18,7 +18,6 @@ mod deadline;
 pub mod request;
 pub mod response;
 
-use std::fmt;
 use std::io::{self, ErrorKind};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
 use std::panic::{self, AssertUnwindSafe};
@@ -93,32 +92,22 @@ impl Config {
 
 /// A [`Config`] the service refuses to start with. [`Service::bind`] reports it as an `InvalidInput` I/O error
 /// carrying this value (`io::Error::get_ref` and `downcast_ref` give it back).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ConfigError {
     /// The number of workers is outside 1..=[`MAX_WORKERS`].
+    #[error("workers must be between 1 and {MAX_WORKERS}, not {0}")]
     Workers(usize),
     /// A timeout is zero (a zero socket timeout would mean "wait forever").
+    #[error("timeouts must be longer than zero")]
     ZeroTimeout,
     /// The public URL is not an http:// or https:// URL of printable ASCII within [`MAX_PUBLIC_URL_LEN`] bytes.
+    #[error(
+        "public URL {0:?} must be an http:// or https:// URL of printable ASCII, at most {MAX_PUBLIC_URL_LEN} \
+         bytes (percent-encode anything else)"
+    )]
     PublicUrl(String),
 }
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ConfigError::Workers(n) => write!(f, "workers must be between 1 and {MAX_WORKERS}, not {n}"),
-            ConfigError::ZeroTimeout => f.write_str("timeouts must be longer than zero"),
-            ConfigError::PublicUrl(url) => write!(
-                f,
-                "public URL {url:?} must be an http:// or https:// URL of printable ASCII, at most \
-                 {MAX_PUBLIC_URL_LEN} bytes (percent-encode anything else)"
-            ),
-        }
-    }
-}
-
-impl std::error::Error for ConfigError {}
 
 /// A bound but not yet serving service. Binding first lets the caller learn the port (e.g. after binding port 0)
 /// before any request can arrive.
