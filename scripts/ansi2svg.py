@@ -33,6 +33,16 @@ def color256(n):
     return "#%02x%02x%02x" % (level, level, level)
 
 
+# The 16-colour SGR codes: 30-37 / 40-47 normal and 90-97 / 100-107 bright foreground / background, to their
+# (key, palette index); 39 and 49 reset the foreground / background (index None).
+SGR_COLOURS = {
+    first + i: (key, offset + i)
+    for first, key, offset in ((30, "fg", 0), (40, "bg", 0), (90, "fg", 8), (100, "bg", 8))
+    for i in range(8)
+}
+SGR_COLOURS.update({39: ("fg", None), 49: ("bg", None)})
+
+
 def apply_sgr(style, params):
     codes = [int(p) if p else 0 for p in params.split(";")] if params else [0]
     i = 0
@@ -51,18 +61,12 @@ def apply_sgr(style, params):
             style.pop("dim", None)
         elif c == 27:
             style.pop("reverse", None)
-        elif 30 <= c <= 37:
-            style["fg"] = PALETTE[c - 30]
-        elif 90 <= c <= 97:
-            style["fg"] = PALETTE[c - 90 + 8]
-        elif c == 39:
-            style.pop("fg", None)
-        elif 40 <= c <= 47:
-            style["bg"] = PALETTE[c - 40]
-        elif 100 <= c <= 107:
-            style["bg"] = PALETTE[c - 100 + 8]
-        elif c == 49:
-            style.pop("bg", None)
+        elif c in SGR_COLOURS:
+            key, index = SGR_COLOURS[c]
+            if index is None:
+                style.pop(key, None)
+            else:
+                style[key] = PALETTE[index]
         elif c in (38, 48) and i + 1 < len(codes):
             key = "fg" if c == 38 else "bg"
             if codes[i + 1] == 5 and i + 2 < len(codes):

@@ -39,24 +39,23 @@ ssize_t write(int fd, const void *buf, size_t count) {
     return real(fd, buf, count);
 }
 
-int fdatasync(int fd) {
-    static int (*real)(int);
-    if (real == NULL)
-        real = (int (*)(int))dlsym(RTLD_NEXT, "fdatasync");
+/* fsync() and fdatasync() differ only in the C library function they pass on to. */
+static int sync_or_fail(int fd, int (**real)(int), const char *name) {
+    if (*real == NULL)
+        *real = (int (*)(int))dlsym(RTLD_NEXT, name);
     if (failing(fd)) {
         errno = EIO;
         return -1;
     }
-    return real(fd);
+    return (*real)(fd);
+}
+
+int fdatasync(int fd) {
+    static int (*real)(int);
+    return sync_or_fail(fd, &real, "fdatasync");
 }
 
 int fsync(int fd) {
     static int (*real)(int);
-    if (real == NULL)
-        real = (int (*)(int))dlsym(RTLD_NEXT, "fsync");
-    if (failing(fd)) {
-        errno = EIO;
-        return -1;
-    }
-    return real(fd);
+    return sync_or_fail(fd, &real, "fsync");
 }
