@@ -85,18 +85,22 @@ mod tests {
 
     #[test]
     fn edge_cases() {
-        assert_eq!(normalize("\r\n"), "");
-        assert_eq!(normalize("a\r\nb"), "a b");
-        assert_eq!(normalize("\u{1C}a\u{1D}\u{1E}b\u{1F}"), "a b");
-        assert_eq!(normalize("\u{85}a\u{2028}b\u{2029}"), "a b");
-        assert_eq!(normalize(" a"), "a");
-        assert_eq!(normalize("a "), "a");
-        assert_eq!(normalize("a b"), "a b");
-        assert_eq!(normalize("Hola,   MUNDO!\t¿qué\u{0B}tal?"), "Hola, MUNDO! ¿qué tal?");
-        // Non-whitespace control characters are content, not separators.
-        assert_eq!(normalize("a\u{0}b\u{1}c"), "a\u{0}b\u{1}c");
-        // Multi-byte pieces are kept whole.
-        assert_eq!(normalize("  日本語\u{3000}テキスト  😀 "), "日本語 テキスト 😀");
+        for (text, normalized) in [
+            ("\r\n", ""),
+            ("a\r\nb", "a b"),
+            ("\u{1C}a\u{1D}\u{1E}b\u{1F}", "a b"),
+            ("\u{85}a\u{2028}b\u{2029}", "a b"),
+            (" a", "a"),
+            ("a ", "a"),
+            ("a b", "a b"),
+            ("Hola,   MUNDO!\t¿qué\u{0B}tal?", "Hola, MUNDO! ¿qué tal?"),
+            // Non-whitespace control characters are content, not separators.
+            ("a\u{0}b\u{1}c", "a\u{0}b\u{1}c"),
+            // Multi-byte pieces are kept whole.
+            ("  日本語\u{3000}テキスト  😀 ", "日本語 テキスト 😀"),
+        ] {
+            assert_eq!(normalize(text), normalized, "{text:?}");
+        }
     }
 
     /// Text with many whitespace characters of every kind, so that runs, ends and mixtures are all common.
