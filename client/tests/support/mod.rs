@@ -118,6 +118,20 @@ impl Client {
         self.expect(expected);
     }
 
+    /// [`Client::run`] for each `(line, expected)` in turn.
+    pub fn run_all(&mut self, script: &[(&str, &str)]) -> &mut Client {
+        for (line, expected) in script {
+            self.run(line, expected);
+        }
+        self
+    }
+
+    /// Ends the input and expects a successful exit with nothing more printed.
+    pub fn end_quietly(&mut self) {
+        self.end_input();
+        assert!(self.expect_exit(&[]).success(), "{}: exit; stderr: {}", self.name, self.stderr_text());
+    }
+
     /// Expects the three lines of a delivered message.
     pub fn expect_message(&mut self, id: u32, from: &str, text: &str) {
         self.expect(&format!("MESSAGE {id} FROM {from}"));
