@@ -190,14 +190,10 @@ fn clients_started_at_any_moment_leave_an_original_server_alive_and_cause_no_dup
     bob.run("CONNECT bob", "CONNECT OK");
     start_and_leave(&fragile, "after a CONNECT");
 
-    alice.run("SEND bob hello bob", "SEND OK - MESSAGE 1");
-    alice.expect("SEND MESSAGE 1 OK");
-    bob.expect_message(1, "alice", "hello bob");
+    alice.sends_to(&mut bob, "SEND bob hello bob", 1, "hello bob");
     // A replayed SEND here would push the message to bob a second time.
     start_and_leave(&fragile, "after a SEND");
-    bob.run("SEND alice hello alice", "SEND OK - MESSAGE 1");
-    bob.expect("SEND MESSAGE 1 OK");
-    alice.expect_message(1, "bob", "hello alice");
+    bob.sends_to(&mut alice, "SEND alice hello alice", 1, "hello alice");
     start_and_leave(&fragile, "after the answer");
 
     let mut carol = Client::start("carol", fragile.addr, &[]);

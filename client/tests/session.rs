@@ -23,17 +23,11 @@ fn two_users_talk_both_ways_and_quit() {
     bob.run("connectedusers", "CONNECTED USERS (2 users connected) OK - alice, bob");
 
     // The text goes through normalization: runs of blanks collapse, the ends are trimmed.
-    alice.run("SEND bob   hello    bob  ", "SEND OK - MESSAGE 1");
-    alice.expect("SEND MESSAGE 1 OK");
-    bob.expect_message(1, "alice", "hello bob");
+    alice.sends_to(&mut bob, "SEND bob   hello    bob  ", 1, "hello bob");
 
-    bob.run("send alice hi alice, ça va ? ✓", "SEND OK - MESSAGE 1");
-    bob.expect("SEND MESSAGE 1 OK");
-    alice.expect_message(1, "bob", "hi alice, ça va ? ✓");
+    bob.sends_to(&mut alice, "send alice hi alice, ça va ? ✓", 1, "hi alice, ça va ? ✓");
 
-    alice.run("SEND bob second", "SEND OK - MESSAGE 2");
-    alice.expect("SEND MESSAGE 2 OK");
-    bob.expect_message(2, "alice", "second");
+    alice.sends_to(&mut bob, "SEND bob second", 2, "second");
 
     // QUIT disconnects first.
     alice.type_line("QUIT");
