@@ -151,8 +151,11 @@ mod tests {
         e
     }
 
+    /// One editing operation, as a key would do it.
+    type Op = fn(&mut LineEditor);
+
     /// Applies each step in turn; after each, the text must be the step's.
-    fn steps(e: &mut LineEditor, steps: &[(fn(&mut LineEditor), &str)]) {
+    fn steps(e: &mut LineEditor, steps: &[(Op, &str)]) {
         for (i, (step, want)) in steps.iter().enumerate() {
             step(e);
             assert_eq!(e.text(), *want, "after step {i}");
