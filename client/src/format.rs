@@ -161,52 +161,47 @@ pub fn printable(text: &str) -> String {
 mod tests {
     use super::*;
 
-    fn line(reply: Reply) -> String {
-        result_line(reply.op(), Some(&reply))
-    }
-
     #[test]
     fn table_8_4_every_row() {
         use Reply::*;
-        assert_eq!(line(Register(RegisterStatus::Ok)), "REGISTER OK");
-        assert_eq!(line(Register(RegisterStatus::AliasInUse)), "USERNAME IN USE");
-        assert_eq!(line(Register(RegisterStatus::Fail)), "REGISTER FAIL");
-        assert_eq!(result_line(Op::Register, None), "REGISTER FAIL");
-
-        assert_eq!(line(Unregister(UnregisterStatus::Ok)), "UNREGISTER OK");
-        assert_eq!(line(Unregister(UnregisterStatus::NoSuchUser)), "USER DOES NOT EXIST");
-        assert_eq!(line(Unregister(UnregisterStatus::Fail)), "UNREGISTER FAIL");
-        assert_eq!(result_line(Op::Unregister, None), "UNREGISTER FAIL");
-
-        assert_eq!(line(Connect(ConnectStatus::Ok)), "CONNECT OK");
-        assert_eq!(line(Connect(ConnectStatus::NoSuchUser)), "CONNECT FAIL, USER DOES NOT EXIST");
-        assert_eq!(line(Connect(ConnectStatus::AlreadyConnected)), "USER ALREADY CONNECTED");
-        assert_eq!(line(Connect(ConnectStatus::Fail)), "CONNECT FAIL");
-        assert_eq!(result_line(Op::Connect, None), "CONNECT FAIL");
-
-        assert_eq!(line(Disconnect(DisconnectStatus::Ok)), "DISCONNECT OK");
-        assert_eq!(line(Disconnect(DisconnectStatus::NoSuchUser)), "DISCONNECT FAIL / USER DOES NOT EXIST");
-        assert_eq!(line(Disconnect(DisconnectStatus::NotConnected)), "DISCONNECT FAIL / USER NOT CONNECTED");
-        assert_eq!(line(Disconnect(DisconnectStatus::Fail)), "DISCONNECT FAIL");
-        assert_eq!(result_line(Op::Disconnect, None), "DISCONNECT FAIL");
-
-        assert_eq!(line(Send(SendReply::Accepted(42))), "SEND OK - MESSAGE 42");
-        assert_eq!(line(Send(SendReply::Accepted(0))), "SEND OK - MESSAGE 0");
-        assert_eq!(line(Send(SendReply::NoSuchUser)), "SEND FAIL / USER DOES NOT EXIST");
-        assert_eq!(line(Send(SendReply::Fail)), "SEND FAIL");
-        assert_eq!(result_line(Op::Send, None), "SEND FAIL");
-
-        assert_eq!(
-            line(ConnectedUsers(UsersReply::List(vec!["alice".into(), "bob".into()]))),
-            "CONNECTED USERS (2 users connected) OK - alice, bob"
-        );
-        assert_eq!(
-            line(ConnectedUsers(UsersReply::List(vec!["a".into()]))),
-            "CONNECTED USERS (1 users connected) OK - a"
-        );
-        assert_eq!(line(ConnectedUsers(UsersReply::NotConnected)), "CONNECTED USERS FAIL / USER IS NOT CONNECTED");
-        assert_eq!(line(ConnectedUsers(UsersReply::Fail)), "CONNECTED USERS FAIL");
-        assert_eq!(result_line(Op::ConnectedUsers, None), "CONNECTED USERS FAIL");
+        let users = |names: &[&str]| ConnectedUsers(UsersReply::List(names.iter().map(|n| n.to_string()).collect()));
+        for (reply, want) in [
+            (Register(RegisterStatus::Ok), "REGISTER OK"),
+            (Register(RegisterStatus::AliasInUse), "USERNAME IN USE"),
+            (Register(RegisterStatus::Fail), "REGISTER FAIL"),
+            (Unregister(UnregisterStatus::Ok), "UNREGISTER OK"),
+            (Unregister(UnregisterStatus::NoSuchUser), "USER DOES NOT EXIST"),
+            (Unregister(UnregisterStatus::Fail), "UNREGISTER FAIL"),
+            (Connect(ConnectStatus::Ok), "CONNECT OK"),
+            (Connect(ConnectStatus::NoSuchUser), "CONNECT FAIL, USER DOES NOT EXIST"),
+            (Connect(ConnectStatus::AlreadyConnected), "USER ALREADY CONNECTED"),
+            (Connect(ConnectStatus::Fail), "CONNECT FAIL"),
+            (Disconnect(DisconnectStatus::Ok), "DISCONNECT OK"),
+            (Disconnect(DisconnectStatus::NoSuchUser), "DISCONNECT FAIL / USER DOES NOT EXIST"),
+            (Disconnect(DisconnectStatus::NotConnected), "DISCONNECT FAIL / USER NOT CONNECTED"),
+            (Disconnect(DisconnectStatus::Fail), "DISCONNECT FAIL"),
+            (Send(SendReply::Accepted(42)), "SEND OK - MESSAGE 42"),
+            (Send(SendReply::Accepted(0)), "SEND OK - MESSAGE 0"),
+            (Send(SendReply::NoSuchUser), "SEND FAIL / USER DOES NOT EXIST"),
+            (Send(SendReply::Fail), "SEND FAIL"),
+            (users(&["alice", "bob"]), "CONNECTED USERS (2 users connected) OK - alice, bob"),
+            (users(&["a"]), "CONNECTED USERS (1 users connected) OK - a"),
+            (ConnectedUsers(UsersReply::NotConnected), "CONNECTED USERS FAIL / USER IS NOT CONNECTED"),
+            (ConnectedUsers(UsersReply::Fail), "CONNECTED USERS FAIL"),
+        ] {
+            assert_eq!(result_line(reply.op(), Some(&reply)), want, "{reply:?}");
+        }
+        // No usable reply: the "other / network error" column.
+        for (op, want) in [
+            (Op::Register, "REGISTER FAIL"),
+            (Op::Unregister, "UNREGISTER FAIL"),
+            (Op::Connect, "CONNECT FAIL"),
+            (Op::Disconnect, "DISCONNECT FAIL"),
+            (Op::Send, "SEND FAIL"),
+            (Op::ConnectedUsers, "CONNECTED USERS FAIL"),
+        ] {
+            assert_eq!(result_line(op, None), want, "{op:?}");
+        }
     }
 
     #[test]

@@ -239,23 +239,31 @@ mod tests {
 
     #[test]
     fn wrong_argument_counts_are_syntax_errors() {
-        assert_eq!(err("REGISTER"), "Syntax error. Usage: REGISTER <userName> [<DD/MM/YYYY> [<full name…>]]");
-        assert_eq!(err("UNREGISTER"), "Syntax error. Usage: UNREGISTER <userName>");
-        assert_eq!(err("unregister a b"), "Syntax error. Usage: UNREGISTER <userName>");
-        assert_eq!(err("CONNECT"), "Syntax error. Usage: CONNECT <userName>");
-        assert_eq!(err("DISCONNECT a b"), "Syntax error. Usage: DISCONNECT <userName>");
-        assert_eq!(err("CONNECTEDUSERS x"), "Syntax error. Usage: CONNECTEDUSERS");
-        assert_eq!(err("SEND bob"), "Syntax error. Usage: SEND <userName> <message…>");
-        assert_eq!(err("SEND"), "Syntax error. Usage: SEND <userName> <message…>");
-        assert_eq!(err("SENDATTACH bob file"), "Syntax error. Usage: SENDATTACH <userName> <file> <message…>");
-        assert_eq!(err("QUIT now"), "Syntax error. Usage: QUIT");
+        for (line, want) in [
+            ("REGISTER", "Syntax error. Usage: REGISTER <userName> [<DD/MM/YYYY> [<full name…>]]"),
+            ("UNREGISTER", "Syntax error. Usage: UNREGISTER <userName>"),
+            ("unregister a b", "Syntax error. Usage: UNREGISTER <userName>"),
+            ("CONNECT", "Syntax error. Usage: CONNECT <userName>"),
+            ("DISCONNECT a b", "Syntax error. Usage: DISCONNECT <userName>"),
+            ("CONNECTEDUSERS x", "Syntax error. Usage: CONNECTEDUSERS"),
+            ("SEND bob", "Syntax error. Usage: SEND <userName> <message…>"),
+            ("SEND", "Syntax error. Usage: SEND <userName> <message…>"),
+            ("SENDATTACH bob file", "Syntax error. Usage: SENDATTACH <userName> <file> <message…>"),
+            ("QUIT now", "Syntax error. Usage: QUIT"),
+        ] {
+            assert_eq!(err(line), want, "{line:?}");
+        }
     }
 
     #[test]
     fn unknown_commands_keep_the_word_as_typed() {
-        assert_eq!(err("HELLO there"), "Error: command HELLO not valid.");
-        assert_eq!(err("lol"), "Error: command lol not valid.");
-        assert_eq!(err("SEND_MESSAGE a b"), "Error: command SEND_MESSAGE not valid.");
+        for (line, want) in [
+            ("HELLO there", "Error: command HELLO not valid."),
+            ("lol", "Error: command lol not valid."),
+            ("SEND_MESSAGE a b", "Error: command SEND_MESSAGE not valid."),
+        ] {
+            assert_eq!(err(line), want, "{line:?}");
+        }
     }
 
     #[test]

@@ -45,13 +45,15 @@ fn fake(answer: fn(&Request) -> Option<Vec<u8>>) -> (SocketAddr, Receiver<Reques
 /// Runs every command against a fake that accepts only `REGISTER ok` (so that there is a current user) and
 /// misbehaves on everything else: each must print its "no answer" line (docs/protocol.md, "Client: output lines").
 fn every_command_fails(c: &mut Client) {
-    c.run("REGISTER bad", "REGISTER FAIL");
-    c.run("REGISTER ok", "REGISTER OK");
-    c.run("UNREGISTER x", "UNREGISTER FAIL");
-    c.run("CONNECT x", "CONNECT FAIL");
-    c.run("DISCONNECT x", "DISCONNECT FAIL");
-    c.run("SEND x hello", "SEND FAIL");
-    c.run("CONNECTEDUSERS", "CONNECTED USERS FAIL");
+    c.run_all(&[
+        ("REGISTER bad", "REGISTER FAIL"),
+        ("REGISTER ok", "REGISTER OK"),
+        ("UNREGISTER x", "UNREGISTER FAIL"),
+        ("CONNECT x", "CONNECT FAIL"),
+        ("DISCONNECT x", "DISCONNECT FAIL"),
+        ("SEND x hello", "SEND FAIL"),
+        ("CONNECTEDUSERS", "CONNECTED USERS FAIL"),
+    ]);
     c.type_line("QUIT");
     assert!(c.expect_exit(&[]).success());
 }
@@ -93,13 +95,14 @@ fn truncated_or_malformed_reply_bodies_give_fail_lines() {
         Request::ConnectedUsers { .. } => Some(b"\x003\0a\0b\0".to_vec()), // 3 announced, 2 sent
         _ => None,
     });
-    let mut c = Client::start("truncated", addr, &[]);
-    c.run("REGISTER ok", "REGISTER OK");
-    c.run("SEND x cut", "SEND FAIL");
-    c.run("SEND x other", "SEND FAIL");
-    c.run("CONNECTEDUSERS", "CONNECTED USERS FAIL");
-    c.end_input();
-    assert!(c.expect_exit(&[]).success());
+    Client::start("truncated", addr, &[])
+        .run_all(&[
+            ("REGISTER ok", "REGISTER OK"),
+            ("SEND x cut", "SEND FAIL"),
+            ("SEND x other", "SEND FAIL"),
+            ("CONNECTEDUSERS", "CONNECTED USERS FAIL"),
+        ])
+        .end_quietly();
 }
 
 #[test]
@@ -127,13 +130,14 @@ fn replies_of_the_original_ascii_dialects_are_understood() {
         Request::ConnectedUsers { .. } => Some(b"1\0".to_vec()),
         _ => None,
     });
-    let mut c = Client::start("ascii", addr, &[]);
-    c.run("REGISTER ok", "REGISTER OK");
-    c.run("SEND x decimal", "SEND OK - MESSAGE 42");
-    c.run("SEND x u32", "SEND OK - MESSAGE 258");
-    c.run("CONNECTEDUSERS", "CONNECTED USERS FAIL / USER IS NOT CONNECTED");
-    c.end_input();
-    assert!(c.expect_exit(&[]).success());
+    Client::start("ascii", addr, &[])
+        .run_all(&[
+            ("REGISTER ok", "REGISTER OK"),
+            ("SEND x decimal", "SEND OK - MESSAGE 42"),
+            ("SEND x u32", "SEND OK - MESSAGE 258"),
+            ("CONNECTEDUSERS", "CONNECTED USERS FAIL / USER IS NOT CONNECTED"),
+        ])
+        .end_quietly();
 }
 
 fn push(port: u16, bytes: &[u8]) {

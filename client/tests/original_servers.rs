@@ -142,32 +142,37 @@ fn start_and_leave(fragile: &Fragile, moment: &str) {
     fragile.assert_unharmed(moment);
 }
 
-#[test]
-fn the_stand_in_dies_on_an_empty_connection_after_replaying_the_last_request() {
+/// A client's REGISTER goes through the stand-in, then `wreck` opens a connection of its own to it: at the
+/// client's next request the stand-in replays the last one and dies, for a reason that contains `death`.
+fn the_stand_in_dies_after(wreck: impl FnOnce(SocketAddr), death: &str) {
     let srv = testkit::start();
     let fragile = Fragile::start(srv.addr());
     let mut c = Client::start("a", fragile.addr, &[]);
     c.run("REGISTER a", "REGISTER OK");
-    drop(TcpStream::connect(fragile.addr).expect("connect to the stand-in"));
+    wreck(fragile.addr);
     c.run("REGISTER b", "REGISTER FAIL");
     let r = fragile.record();
     assert_eq!(r.replayed, [Op::Register], "{r:?}");
-    assert!(r.death.as_deref().is_some_and(|d| d.contains("without sending a byte")), "{r:?}");
+    assert!(r.death.as_deref().is_some_and(|d| d.contains(death)), "{r:?}");
+}
+
+#[test]
+fn the_stand_in_dies_on_an_empty_connection_after_replaying_the_last_request() {
+    the_stand_in_dies_after(
+        |addr| drop(TcpStream::connect(addr).expect("connect to the stand-in")),
+        "without sending a byte",
+    );
 }
 
 #[test]
 fn the_stand_in_dies_on_a_request_cut_short_after_replaying_the_last_request() {
-    let srv = testkit::start();
-    let fragile = Fragile::start(srv.addr());
-    let mut c = Client::start("a", fragile.addr, &[]);
-    c.run("REGISTER a", "REGISTER OK");
-    let mut cut = TcpStream::connect(fragile.addr).expect("connect to the stand-in");
-    cut.write_all(b"SEND\0a\0").expect("write half a request");
-    drop(cut);
-    c.run("REGISTER b", "REGISTER FAIL");
-    let r = fragile.record();
-    assert_eq!(r.replayed, [Op::Register], "{r:?}");
-    assert!(r.death.as_deref().is_some_and(|d| d.contains("cut short")), "{r:?}");
+    the_stand_in_dies_after(
+        |addr| {
+            let mut cut = TcpStream::connect(addr).expect("connect to the stand-in");
+            cut.write_all(b"SEND\0a\0").expect("write half a request");
+        },
+        "cut short",
+    );
 }
 
 #[test]
@@ -185,14 +190,10 @@ fn clients_started_at_any_moment_leave_an_original_server_alive_and_cause_no_dup
     bob.run("CONNECT bob", "CONNECT OK");
     start_and_leave(&fragile, "after a CONNECT");
 
-    alice.run("SEND bob hello bob", "SEND OK - MESSAGE 1");
-    alice.expect("SEND MESSAGE 1 OK");
-    bob.expect_message(1, "alice", "hello bob");
+    alice.sends_to(&mut bob, "SEND bob hello bob", 1, "hello bob");
     // A replayed SEND here would push the message to bob a second time.
     start_and_leave(&fragile, "after a SEND");
-    bob.run("SEND alice hello alice", "SEND OK - MESSAGE 1");
-    bob.expect("SEND MESSAGE 1 OK");
-    alice.expect_message(1, "bob", "hello alice");
+    bob.sends_to(&mut alice, "SEND alice hello alice", 1, "hello alice");
     start_and_leave(&fragile, "after the answer");
 
     let mut carol = Client::start("carol", fragile.addr, &[]);

@@ -20,33 +20,29 @@ fn session(profile: Profile) {
     let mut bob = Client::online("bob", srv.addr());
 
     // REGISTER 1 and 2.
-    alice.run("REGISTER alice", "USERNAME IN USE");
-    alice.run(&format!("REGISTER {long}"), "REGISTER FAIL");
+    alice.run_all(&[("REGISTER alice", "USERNAME IN USE"), (&format!("REGISTER {long}"), "REGISTER FAIL")]);
 
     // SEND 0 (ids 1 and 2: the decimal or the 4-byte form), the message push (SEND_MESSAGE or RECEIVE_MESS)
     // and the acknowledgement.
-    alice.run("SEND bob hello   bob", "SEND OK - MESSAGE 1");
-    alice.expect("SEND MESSAGE 1 OK");
-    bob.expect_message(1, "alice", "hello bob");
-    alice.run("SEND bob again", "SEND OK - MESSAGE 2");
-    alice.expect("SEND MESSAGE 2 OK");
-    bob.expect_message(2, "alice", "again");
-    bob.run("SEND alice hi alice, ça va ? ✓", "SEND OK - MESSAGE 1");
-    bob.expect("SEND MESSAGE 1 OK");
-    alice.expect_message(1, "bob", "hi alice, ça va ? ✓");
+    alice.sends_to(&mut bob, "SEND bob hello   bob", 1, "hello bob");
+    alice.sends_to(&mut bob, "SEND bob again", 2, "again");
+    bob.sends_to(&mut alice, "SEND alice hi alice, ça va ? ✓", 1, "hi alice, ça va ? ✓");
     // SEND 1.
-    alice.run("SEND nobody hi", "SEND FAIL / USER DOES NOT EXIST");
-
-    // CONNECTEDUSERS 0.
-    alice.run("CONNECTEDUSERS", "CONNECTED USERS (2 users connected) OK - alice, bob");
+    alice.run_all(&[
+        ("SEND nobody hi", "SEND FAIL / USER DOES NOT EXIST"),
+        // CONNECTEDUSERS 0.
+        ("CONNECTEDUSERS", "CONNECTED USERS (2 users connected) OK - alice, bob"),
+    ]);
 
     // DISCONNECT 1 and 3, then 0 and 2; CONNECTEDUSERS 1; SEND 2 (the sender is not connected).
-    bob.run("DISCONNECT nobody", "DISCONNECT FAIL / USER DOES NOT EXIST");
-    bob.run(&format!("DISCONNECT {long}"), "DISCONNECT FAIL");
-    bob.run("DISCONNECT bob", "DISCONNECT OK");
-    bob.run("DISCONNECT bob", "DISCONNECT FAIL / USER NOT CONNECTED");
-    bob.run("CONNECTEDUSERS", "CONNECTED USERS FAIL / USER IS NOT CONNECTED");
-    bob.run("SEND alice hi", "SEND FAIL");
+    bob.run_all(&[
+        ("DISCONNECT nobody", "DISCONNECT FAIL / USER DOES NOT EXIST"),
+        (&format!("DISCONNECT {long}"), "DISCONNECT FAIL"),
+        ("DISCONNECT bob", "DISCONNECT OK"),
+        ("DISCONNECT bob", "DISCONNECT FAIL / USER NOT CONNECTED"),
+        ("CONNECTEDUSERS", "CONNECTED USERS FAIL / USER IS NOT CONNECTED"),
+        ("SEND alice hi", "SEND FAIL"),
+    ]);
 
     // A message for an offline user is pushed at its next CONNECT, in the profile's push form.
     alice.run("SEND bob while you were away", "SEND OK - MESSAGE 3");
@@ -57,11 +53,13 @@ fn session(profile: Profile) {
 
     // CONNECT 1 and 3, UNREGISTER 0 and 1.
     let mut carol = Client::start("carol", srv.addr(), &[]);
-    carol.run("CONNECT carol", "CONNECT FAIL, USER DOES NOT EXIST");
-    carol.run(&format!("CONNECT {long}"), "CONNECT FAIL");
-    carol.run("REGISTER carol", "REGISTER OK");
-    carol.run("UNREGISTER carol", "UNREGISTER OK");
-    carol.run("UNREGISTER carol", "USER DOES NOT EXIST");
+    carol.run_all(&[
+        ("CONNECT carol", "CONNECT FAIL, USER DOES NOT EXIST"),
+        (&format!("CONNECT {long}"), "CONNECT FAIL"),
+        ("REGISTER carol", "REGISTER OK"),
+        ("UNREGISTER carol", "UNREGISTER OK"),
+        ("UNREGISTER carol", "USER DOES NOT EXIST"),
+    ]);
     carol.end_input();
     assert!(carol.expect_exit(&[]).success());
 

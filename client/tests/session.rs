@@ -23,17 +23,11 @@ fn two_users_talk_both_ways_and_quit() {
     bob.run("connectedusers", "CONNECTED USERS (2 users connected) OK - alice, bob");
 
     // The text goes through normalization: runs of blanks collapse, the ends are trimmed.
-    alice.run("SEND bob   hello    bob  ", "SEND OK - MESSAGE 1");
-    alice.expect("SEND MESSAGE 1 OK");
-    bob.expect_message(1, "alice", "hello bob");
+    alice.sends_to(&mut bob, "SEND bob   hello    bob  ", 1, "hello bob");
 
-    bob.run("send alice hi alice, ça va ? ✓", "SEND OK - MESSAGE 1");
-    bob.expect("SEND MESSAGE 1 OK");
-    alice.expect_message(1, "bob", "hi alice, ça va ? ✓");
+    bob.sends_to(&mut alice, "send alice hi alice, ça va ? ✓", 1, "hi alice, ça va ? ✓");
 
-    alice.run("SEND bob second", "SEND OK - MESSAGE 2");
-    alice.expect("SEND MESSAGE 2 OK");
-    bob.expect_message(2, "alice", "second");
+    alice.sends_to(&mut bob, "SEND bob second", 2, "second");
 
     // QUIT disconnects first.
     alice.type_line("QUIT");
@@ -111,45 +105,43 @@ fn table_8_4_every_row() {
     let mut c = Client::start("carol", srv.addr(), &[]);
 
     // Without a current user, SEND and CONNECTEDUSERS fail locally.
-    c.run("SEND bob hi", "SEND FAIL");
-    c.run("CONNECTEDUSERS", "CONNECTED USERS FAIL");
-
-    // REGISTER: 0, 1, 2.
-    c.run("REGISTER carol", "REGISTER OK");
-    c.run("REGISTER carol", "USERNAME IN USE");
-    c.run(&format!("REGISTER {long}"), "REGISTER FAIL");
-
-    // CONNECTEDUSERS 1: registered, not connected. SEND 2: the sender is not connected.
-    c.run("CONNECTEDUSERS", "CONNECTED USERS FAIL / USER IS NOT CONNECTED");
-    c.run("SEND carol hi", "SEND FAIL");
-
-    // DISCONNECT 1, 2, 3 (3: an over-long alias is a field-level failure).
-    c.run("DISCONNECT nobody", "DISCONNECT FAIL / USER DOES NOT EXIST");
-    c.run("DISCONNECT carol", "DISCONNECT FAIL / USER NOT CONNECTED");
-    c.run(&format!("DISCONNECT {long}"), "DISCONNECT FAIL");
-
-    // CONNECT 1, 3, 0, 2.
-    c.run("CONNECT nobody", "CONNECT FAIL, USER DOES NOT EXIST");
-    c.run(&format!("CONNECT {long}"), "CONNECT FAIL");
-    c.run("CONNECT carol", "CONNECT OK");
-    c.run("CONNECT carol", "USER ALREADY CONNECTED");
-    c.run("CONNECT someone", "CONNECT FAIL"); // one listener per client: refused locally while connected
-
-    // CONNECTEDUSERS 0; SEND 0 (to oneself), 1, and the local failures of 8.3.
-    c.run("CONNECTEDUSERS", "CONNECTED USERS (1 users connected) OK - carol");
-    c.run("SEND carol note to self", "SEND OK - MESSAGE 1");
+    c.run_all(&[
+        ("SEND bob hi", "SEND FAIL"),
+        ("CONNECTEDUSERS", "CONNECTED USERS FAIL"),
+        // REGISTER: 0, 1, 2.
+        ("REGISTER carol", "REGISTER OK"),
+        ("REGISTER carol", "USERNAME IN USE"),
+        (&format!("REGISTER {long}"), "REGISTER FAIL"),
+        // CONNECTEDUSERS 1: registered, not connected. SEND 2: the sender is not connected.
+        ("CONNECTEDUSERS", "CONNECTED USERS FAIL / USER IS NOT CONNECTED"),
+        ("SEND carol hi", "SEND FAIL"),
+        // DISCONNECT 1, 2, 3 (3: an over-long alias is a field-level failure).
+        ("DISCONNECT nobody", "DISCONNECT FAIL / USER DOES NOT EXIST"),
+        ("DISCONNECT carol", "DISCONNECT FAIL / USER NOT CONNECTED"),
+        (&format!("DISCONNECT {long}"), "DISCONNECT FAIL"),
+        // CONNECT 1, 3, 0, 2.
+        ("CONNECT nobody", "CONNECT FAIL, USER DOES NOT EXIST"),
+        (&format!("CONNECT {long}"), "CONNECT FAIL"),
+        ("CONNECT carol", "CONNECT OK"),
+        ("CONNECT carol", "USER ALREADY CONNECTED"),
+        ("CONNECT someone", "CONNECT FAIL"), // one listener per client: refused locally while connected
+        // CONNECTEDUSERS 0; SEND 0 (to oneself), 1, and the local failures of 8.3.
+        ("CONNECTEDUSERS", "CONNECTED USERS (1 users connected) OK - carol"),
+        ("SEND carol note to self", "SEND OK - MESSAGE 1"),
+    ]);
     c.expect("MESSAGE 1 FROM carol");
     c.expect("note to self");
     c.expect("END");
     c.expect("SEND MESSAGE 1 OK");
-    c.run("SEND nobody hi", "SEND FAIL / USER DOES NOT EXIST");
-    c.run("SEND carol \u{a0}\u{3000}\u{a0}", "SEND FAIL"); // no-break and ideographic spaces: empty once normalized
-    c.run(&format!("SEND carol {}", "é".repeat(128)), "SEND FAIL"); // 256 bytes
-    c.run("SENDATTACH carol file.txt look", "SENDATTACH FAIL / NOT SUPPORTED");
-
-    // UNREGISTER 1, 2, 0; CONNECTEDUSERS 2: the current user was removed by someone else.
-    c.run("UNREGISTER nobody", "USER DOES NOT EXIST");
-    c.run(&format!("UNREGISTER {long}"), "UNREGISTER FAIL");
+    c.run_all(&[
+        ("SEND nobody hi", "SEND FAIL / USER DOES NOT EXIST"),
+        ("SEND carol \u{a0}\u{3000}\u{a0}", "SEND FAIL"), // no-break and ideographic spaces: empty once normalized
+        (&format!("SEND carol {}", "é".repeat(128)), "SEND FAIL"), // 256 bytes
+        ("SENDATTACH carol file.txt look", "SENDATTACH FAIL / NOT SUPPORTED"),
+        // UNREGISTER 1, 2, 0; CONNECTEDUSERS 2: the current user was removed by someone else.
+        ("UNREGISTER nobody", "USER DOES NOT EXIST"),
+        (&format!("UNREGISTER {long}"), "UNREGISTER FAIL"),
+    ]);
     let mut dave = Client::start("dave", srv.addr(), &[]);
     dave.run("REGISTER dave", "REGISTER OK");
     c.run("CONNECTEDUSERS", "CONNECTED USERS (1 users connected) OK - carol");
@@ -158,14 +150,15 @@ fn table_8_4_every_row() {
     dave.run("CONNECTEDUSERS", "CONNECTED USERS FAIL");
 
     // Local answers: syntax errors and unknown commands.
-    c.run("SEND carol", "Syntax error. Usage: SEND <userName> <message…>");
-    c.run("REGISTER", "Syntax error. Usage: REGISTER <userName> [<DD/MM/YYYY> [<full name…>]]");
-    c.run("CONNECT a b", "Syntax error. Usage: CONNECT <userName>");
-    c.run("whatever x", "Error: command whatever not valid.");
-    c.run("REGISTER nul\0byte", "REGISTER FAIL"); // the protocol cannot carry a NUL: refused locally
-
-    // UNREGISTER of the connected current user: removed on the server, and nothing left to disconnect at QUIT.
-    c.run("UNREGISTER carol", "UNREGISTER OK");
+    c.run_all(&[
+        ("SEND carol", "Syntax error. Usage: SEND <userName> <message…>"),
+        ("REGISTER", "Syntax error. Usage: REGISTER <userName> [<DD/MM/YYYY> [<full name…>]]"),
+        ("CONNECT a b", "Syntax error. Usage: CONNECT <userName>"),
+        ("whatever x", "Error: command whatever not valid."),
+        ("REGISTER nul\0byte", "REGISTER FAIL"), // the protocol cannot carry a NUL: refused locally
+        // UNREGISTER of the connected current user: removed on the server, and nothing left to disconnect at QUIT.
+        ("UNREGISTER carol", "UNREGISTER OK"),
+    ]);
     assert_eq!(connected(&srv, "carol"), None);
     c.run("SEND carol hi", "SEND FAIL");
     c.type_line("QUIT");

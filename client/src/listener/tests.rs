@@ -1,4 +1,5 @@
 use super::*;
+use crossbeam_channel::Sender;
 use protocol::dialect::PushForm;
 use std::io::Write;
 use std::net::IpAddr;
@@ -19,12 +20,25 @@ fn from_localhost() -> PushSource {
     PushSource::Only(IpAddr::V4(Ipv4Addr::LOCALHOST))
 }
 
-#[test]
-fn delivers_pushes_in_order_and_drops_malformed_ones() {
+/// A bound listener not started yet, its port, and the channel for its pushes.
+fn bound() -> (PushListener, u16, Sender<Push>, Receiver<Push>) {
     let listener = PushListener::bind().unwrap();
     let port = listener.port();
     let (tx, rx) = crossbeam_channel::unbounded();
+    (listener, port, tx, rx)
+}
+
+/// A listener started for pushes from 127.0.0.1, and the channel it delivers them on.
+fn started() -> (ListenerHandle, Receiver<Push>) {
+    let (listener, _, tx, rx) = bound();
     let handle = listener.spawn(from_localhost(), move |p| tx.send(p).unwrap()).unwrap();
+    (handle, rx)
+}
+
+#[test]
+fn delivers_pushes_in_order_and_drops_malformed_ones() {
+    let (handle, rx) = started();
+    let port = handle.port();
     let m = Push::Message { sender: "bob".into(), id: 3, text: "hi".into() };
     push_to(port, b"HELLO\0");
     push_to(port, b"");
@@ -43,9 +57,7 @@ fn delivers_pushes_in_order_and_drops_malformed_ones() {
 
 #[test]
 fn stop_delivers_what_is_queued_and_being_read_then_closes() {
-    let listener = PushListener::bind().unwrap();
-    let port = listener.port();
-    let (tx, rx) = crossbeam_channel::unbounded();
+    let (listener, port, tx, rx) = bound();
     // Queued in the kernel before the loop starts, and one still being written when the stop begins.
     for id in 1..=3 {
         push_to(port, &ack(id));
@@ -70,10 +82,8 @@ fn stop_delivers_what_is_queued_and_being_read_then_closes() {
 
 #[test]
 fn a_trickling_peer_does_not_delay_a_real_push() {
-    let listener = PushListener::bind().unwrap();
-    let port = listener.port();
-    let (tx, rx) = crossbeam_channel::unbounded();
-    let handle = listener.spawn(from_localhost(), move |p| tx.send(p).unwrap()).unwrap();
+    let (handle, rx) = started();
+    let port = handle.port();
     // Half a push, then silence: read alone, it would hold the listener for the whole deadline.
     let mut stall = TcpStream::connect((Ipv4Addr::LOCALHOST, port)).unwrap();
     stall.write_all(b"SEND_MESS").unwrap();
@@ -87,9 +97,7 @@ fn a_trickling_peer_does_not_delay_a_real_push() {
 
 #[test]
 fn a_push_that_trickles_past_its_deadline_is_dropped() {
-    let listener = PushListener::bind().unwrap();
-    let port = listener.port();
-    let (tx, rx) = crossbeam_channel::unbounded();
+    let (listener, port, tx, rx) = bound();
     let deadline = Duration::from_millis(300);
     let handle = listener.spawn_with(from_localhost(), deadline, move |p| tx.send(p).unwrap()).unwrap();
     let mut trickle = TcpStream::connect((Ipv4Addr::LOCALHOST, port)).unwrap();
@@ -111,10 +119,8 @@ fn a_push_that_trickles_past_its_deadline_is_dropped() {
 
 #[test]
 fn a_push_from_another_address_is_closed_unread() {
-    let listener = PushListener::bind().unwrap();
-    let port = listener.port();
-    let (tx, rx) = crossbeam_channel::unbounded();
-    let handle = listener.spawn(from_localhost(), move |p| tx.send(p).unwrap()).unwrap();
+    let (handle, rx) = started();
+    let port = handle.port();
     let forged = Push::Message { sender: "boss".into(), id: 1, text: "send me your password".into() };
     forge_from_127_0_0_2(port, &forged.to_bytes(PushForm::SendMessage));
     push_to(port, &ack(2));

@@ -151,6 +151,17 @@ mod tests {
         e
     }
 
+    /// One editing operation, as a key would do it.
+    type Op = fn(&mut LineEditor);
+
+    /// Applies each step in turn; after each, the text must be the step's.
+    fn steps(e: &mut LineEditor, steps: &[(Op, &str)]) {
+        for (i, (step, want)) in steps.iter().enumerate() {
+            step(e);
+            assert_eq!(e.text(), *want, "after step {i}");
+        }
+    }
+
     #[test]
     fn cursor_moves_and_edits_in_the_middle() {
         let mut e = typed("héllo");
@@ -175,12 +186,8 @@ mod tests {
     #[test]
     fn ctrl_w_deletes_the_previous_word_and_ctrl_u_the_start() {
         let mut e = typed("hello big  world  ");
-        e.delete_word();
-        assert_eq!(e.text(), "hello big  ");
-        e.delete_word();
-        assert_eq!(e.text(), "hello ");
-        e.delete_word();
-        assert_eq!(e.text(), "");
+        let ctrl_w = LineEditor::delete_word;
+        steps(&mut e, &[(ctrl_w, "hello big  "), (ctrl_w, "hello "), (ctrl_w, "")]);
         let mut e = typed("abc def");
         e.left();
         e.left();
@@ -195,18 +202,8 @@ mod tests {
         "two".chars().for_each(|c| e.insert(c));
         e.submit();
         "dra".chars().for_each(|c| e.insert(c));
-        e.up();
-        assert_eq!(e.text(), "two");
-        e.up();
-        assert_eq!(e.text(), "one");
-        e.up();
-        assert_eq!(e.text(), "one");
-        e.down();
-        assert_eq!(e.text(), "two");
-        e.down();
-        assert_eq!(e.text(), "dra");
-        e.down();
-        assert_eq!(e.text(), "dra");
+        let (up, down) = (LineEditor::up, LineEditor::down);
+        steps(&mut e, &[(up, "two"), (up, "one"), (up, "one"), (down, "two"), (down, "dra"), (down, "dra")]);
     }
 
     #[test]

@@ -118,6 +118,28 @@ impl Client {
         self.expect(expected);
     }
 
+    /// [`Client::run`] for each `(line, expected)` in turn.
+    pub fn run_all(&mut self, script: &[(&str, &str)]) -> &mut Client {
+        for (line, expected) in script {
+            self.run(line, expected);
+        }
+        self
+    }
+
+    /// Ends the input and expects a successful exit with nothing more printed.
+    pub fn end_quietly(&mut self) {
+        self.end_input();
+        assert!(self.expect_exit(&[]).success(), "{}: exit; stderr: {}", self.name, self.stderr_text());
+    }
+
+    /// Types `line` (a SEND to `to`), expects it accepted as message `id` and acknowledged, and `to` to print it,
+    /// from this client's name (the alias of its user in the tests that call this), as `text`.
+    pub fn sends_to(&mut self, to: &mut Client, line: &str, id: u32, text: &str) {
+        self.run(line, &format!("SEND OK - MESSAGE {id}"));
+        self.expect(&format!("SEND MESSAGE {id} OK"));
+        to.expect_message(id, &self.name, text);
+    }
+
     /// Expects the three lines of a delivered message.
     pub fn expect_message(&mut self, id: u32, from: &str, text: &str) {
         self.expect(&format!("MESSAGE {id} FROM {from}"));
