@@ -221,47 +221,23 @@ impl FromStr for Mix {
 }
 
 /// Why a `--mix` value is refused.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum MixError {
     /// A part of the list is not a number.
-    List(ListError),
+    #[error(transparent)]
+    List(#[from] ListError),
     /// Not three weights, or all of them 0.
+    #[error("expected three non-negative weights, not all 0, e.g. 60,20,20")]
     Weights,
 }
 
-impl fmt::Display for MixError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            MixError::List(e) => e.fmt(f),
-            MixError::Weights => f.write_str("expected three non-negative weights, not all 0, e.g. 60,20,20"),
-        }
-    }
-}
-
-impl std::error::Error for MixError {}
-
-impl From<ListError> for MixError {
-    fn from(e: ListError) -> MixError {
-        MixError::List(e)
-    }
-}
-
 /// Why a comma-separated list is refused.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ListError {
     /// `part` (trimmed, underscores removed) does not parse: `reason` is the parser's message.
+    #[error("{part:?}: {reason}")]
     Part { part: String, reason: String },
 }
-
-impl fmt::Display for ListError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ListError::Part { part, reason } => write!(f, "{part:?}: {reason}"),
-        }
-    }
-}
-
-impl std::error::Error for ListError {}
 
 /// Parses a comma-separated list (`100,10000,1000000`); underscores inside a number are allowed (`1_000_000`).
 pub fn parse_list<T: FromStr>(s: &str) -> Result<Vec<T>, ListError>

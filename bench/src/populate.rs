@@ -8,7 +8,6 @@
 //! server would have assigned them (docs/protocol.md 6), and its id counter (`last_id`)
 //! says how many it sent.
 
-use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
@@ -46,27 +45,18 @@ pub struct PopulateArgs {
 }
 
 /// Why a [`Shape`] cannot be generated.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum ShapeError {
     /// Messages to queue, but no user to queue them for.
+    #[error("--queued needs at least one user")]
     QueuedWithoutUsers,
     /// The text size is 0 or above the protocol's field limit.
+    #[error("--size must be between 1 and {}", protocol::MAX_FIELD_LEN)]
     Size,
     /// A sender would send more messages than its 32-bit id counter can number.
+    #[error("more queued messages per sender than a 32-bit id counter holds")]
     IdCounter,
 }
-
-impl fmt::Display for ShapeError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ShapeError::QueuedWithoutUsers => f.write_str("--queued needs at least one user"),
-            ShapeError::Size => write!(f, "--size must be between 1 and {}", protocol::MAX_FIELD_LEN),
-            ShapeError::IdCounter => f.write_str("more queued messages per sender than a 32-bit id counter holds"),
-        }
-    }
-}
-
-impl std::error::Error for ShapeError {}
 
 /// What to generate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
