@@ -33,10 +33,13 @@ fn fake(answer: fn(&Request) -> Option<Vec<u8>>) -> (SocketAddr, Receiver<Reques
             // Our client never opens a connection without a whole request (client/tests/original_servers.rs); a
             // connection that carries an incomplete one is not answered.
             let Ok(req) = Request::read_from(&mut FieldReader::new(BufReader::new(read_half))) else { continue };
-            if let Some(bytes) = answer(&req) {
+            // The request is on the channel before its answer is written: a test that saw the client print the
+            // answer finds the request with `try_iter`, with no race.
+            let bytes = answer(&req);
+            let _ = tx.send(req);
+            if let Some(bytes) = bytes {
                 let _ = stream.write_all(&bytes);
             }
-            let _ = tx.send(req);
         }
     });
     (addr, rx)
