@@ -12,8 +12,8 @@ use std::sync::Arc;
 
 use proptest::prelude::*;
 use protocol::{ConnectStatus, RegisterStatus, SendReply, UnregisterStatus};
-use server::journal::{Faults, FileJournal, Options};
-use server::store::{Entry, UserState};
+use server::journal::{Failure, Faults, FileJournal, JournalError, Options};
+use server::store::{Entry, Journal, Record, UserState};
 use server::Store;
 
 fn open(dir: &Path) -> (Store, Arc<FileJournal>) {
@@ -98,6 +98,9 @@ fn a_delivery_lost_to_a_disk_error_is_not_repeated_and_a_failed_send_leaves_no_t
     assert!(matches!(pushed, Entry::Message { id: 1, .. }));
     assert!(journal.diverged(), "memory moved on without the journal");
     assert_eq!(send(&store, "alice", "bob", "m2 again"), Err(SendReply::Fail), "refused until rewritten");
+    let refusal = journal.append(&Record::Unregister { alias: "alice" }).expect_err("refused while diverged");
+    let why = refusal.get_ref().and_then(|e| e.downcast_ref::<JournalError>());
+    assert!(matches!(why, Some(JournalError::Diverged { reason: Failure::Delivery(_) })), "{refusal:?}");
     assert!(journal.rewrite(&store).is_err(), "the disk is still down");
 
     journal.inject(Faults::NONE);

@@ -24,7 +24,7 @@ use std::time::Instant;
 use super::files::{install_segment, write_segment_tmp};
 use super::files::{open_for_append, remove_older, segment_name, snapshot_name, sync_dir, tmp_name};
 use super::writer::{lock, FileJournal, Health};
-use super::{format, CompactStep, JournalError, COMPACT_RETRY_DELAY, COMPACT_RETRY_MAX, RESYNC_RETRY_MAX};
+use super::{format, CompactStep, Failure, JournalError, COMPACT_RETRY_DELAY, COMPACT_RETRY_MAX, RESYNC_RETRY_MAX};
 use crate::store::{SnapshotSink, Store, UserView};
 
 /// Users encoded per lock acquisition while a snapshot is written: about a tenth of a millisecond of work.
@@ -158,13 +158,15 @@ impl FileJournal {
                 store.abort_snapshot();
                 let _ = fs::remove_file(&tmp);
                 let at = self.durable.load(std::sync::atomic::Ordering::Acquire);
-                self.diverge(&mut lock(&self.writer), at, format!("rewriting the journal failed: {e}"));
-                return Err(e);
+                // The failure is kept as the reason changes are refused, and returned as that refusal.
+                let reason = Failure::Rewrite(Arc::new(e));
+                self.diverge(&mut lock(&self.writer), at, reason.clone());
+                return Err(JournalError::Diverged { reason });
             }
         };
         {
             let mut w = lock(&self.writer);
-            if w.health == Health::Resyncing {
+            if matches!(w.health, Health::Resyncing) {
                 w.health = Health::Healthy;
             }
         }

@@ -96,7 +96,44 @@ pub enum JournalError {
     NotEmpty { path: PathBuf },
     /// An earlier write or sync failed, and the journal has not yet been rewritten from memory: changes are
     /// refused until it has (this happens by itself once the disk works again).
-    Diverged { reason: String },
+    Diverged { reason: Failure },
+}
+
+/// What made the files stop describing memory (the reason of [`JournalError::Diverged`]). Every change refused
+/// afterwards reports the same failure, so its cause is shared.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum Failure {
+    /// A write failed, and cutting its partial record off failed too.
+    Rollback { write: Arc<io::Error>, rollback: Arc<io::Error> },
+    /// A delivery happened in memory (the push went out) but its record could not be written.
+    Delivery(Arc<io::Error>),
+    /// `fdatasync` failed: what was written since the last sync may not be on disk.
+    Sync(Arc<io::Error>),
+    /// Rewriting the journal from memory failed.
+    Rewrite(Arc<JournalError>),
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Failure::Rollback { write, rollback } => {
+                write!(f, "a failed write ({write}) could not be rolled back ({rollback})")
+            }
+            Failure::Delivery(e) => write!(f, "a delivery could not be recorded ({e})"),
+            Failure::Sync(e) => write!(f, "sync failed: {e}"),
+            Failure::Rewrite(e) => write!(f, "rewriting the journal failed: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for Failure {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(match self {
+            Failure::Rollback { rollback: e, .. } | Failure::Delivery(e) | Failure::Sync(e) => &**e,
+            Failure::Rewrite(e) => &**e,
+        })
+    }
 }
 
 /// Why a missing segment means data would be lost (the reason of [`JournalError::Missing`]).
@@ -154,6 +191,7 @@ impl std::error::Error for JournalError {
         match self {
             JournalError::Io { source, .. } => Some(source),
             JournalError::Inconsistent { reason, .. } => Some(reason),
+            JournalError::Diverged { reason } => Some(reason),
             _ => None,
         }
     }

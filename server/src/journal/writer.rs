@@ -31,17 +31,17 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use super::faults::{injected, Faults};
 use super::files::{install_segment, lock_dir, open_for_append, segment_name, write_segment_tmp};
-use super::{format, recovery, JournalError, Options, COMPACT_FACTOR, COMPACT_MIN_BYTES_FLOOR};
+use super::{format, recovery, Failure, JournalError, Options, COMPACT_FACTOR, COMPACT_MIN_BYTES_FLOOR};
 use crate::store::{Journal, Record, Store};
 
 /// Whether the files describe the state in memory.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 pub(super) enum Health {
     Healthy,
     /// Positions after `at` cannot be made durable; appends are refused until the journal is rewritten.
     Diverged {
         at: u64,
-        reason: String,
+        reason: Failure,
     },
     /// The journal is being rewritten from memory: appends go to the new segment, syncs wait for the end.
     Resyncing,
@@ -115,8 +115,17 @@ pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-fn refused(reason: &str) -> io::Error {
-    io::Error::other(JournalError::Diverged { reason: reason.to_owned() })
+fn refused(reason: &Failure) -> io::Error {
+    io::Error::other(JournalError::Diverged { reason: reason.clone() })
+}
+
+/// A copy of `e` to keep as a [`Failure`]'s cause while `e` itself goes back to the caller: the same OS error
+/// when it is one, else the same kind and message.
+pub(super) fn shared(e: &io::Error) -> Arc<io::Error> {
+    Arc::new(match e.raw_os_error() {
+        Some(code) => io::Error::from_raw_os_error(code),
+        None => io::Error::new(e.kind(), e.to_string()),
+    })
 }
 
 impl FileJournal {
@@ -184,7 +193,7 @@ impl FileJournal {
         let min = self.options.compact_min_bytes.max(COMPACT_MIN_BYTES_FLOOR);
         let live = self.live.load(Ordering::Relaxed);
         let threshold = min.max(live.saturating_mul(COMPACT_FACTOR));
-        w.health == Health::Healthy && w.since_snapshot > 0 && w.snapshot_bytes + w.since_snapshot >= threshold
+        matches!(w.health, Health::Healthy) && w.since_snapshot > 0 && w.snapshot_bytes + w.since_snapshot >= threshold
     }
 
     /// Whether a compaction is due now.
@@ -223,7 +232,7 @@ impl FileJournal {
     }
 
     /// Marks the journal diverged (see the module documentation) and wakes the compactor to rewrite it.
-    pub(super) fn diverge(&self, w: &mut Writer, at: u64, reason: String) {
+    pub(super) fn diverge(&self, w: &mut Writer, at: u64, reason: Failure) {
         match &mut w.health {
             Health::Diverged { at: earlier, .. } => *earlier = (*earlier).min(at),
             health => {
@@ -257,7 +266,7 @@ impl FileJournal {
     /// an error when `position` can no longer be made durable.
     fn check_health(&self, position: u64) -> io::Result<()> {
         let mut w = lock(&self.writer);
-        while w.health == Health::Resyncing {
+        while matches!(w.health, Health::Resyncing) {
             w = self.wake.wait(w).unwrap_or_else(|p| p.into_inner());
         }
         match &w.health {
@@ -297,10 +306,11 @@ impl Journal for FileJournal {
                     // A partial record in the middle of the journal would stop the next start-up: cut it off.
                     let at = w.written;
                     if let Err(e2) = w.file.set_len(w.segment_len) {
-                        self.diverge(&mut w, at, format!("a failed write ({e}) could not be rolled back ({e2})"));
+                        let reason = Failure::Rollback { write: shared(&e), rollback: Arc::new(e2) };
+                        self.diverge(&mut w, at, reason);
                     } else if matches!(record, Record::Pop { .. } | Record::Ack { .. }) {
                         // Memory changes anyway (the push went out): the files no longer describe it.
-                        self.diverge(&mut w, at, format!("a delivery could not be recorded ({e})"));
+                        self.diverge(&mut w, at, Failure::Delivery(shared(&e)));
                     }
                     Err(e)
                 }
@@ -338,7 +348,7 @@ impl Journal for FileJournal {
             self.synced.notify_all();
             drop(s);
             if let Err(e) = result {
-                self.diverge(&mut lock(&self.writer), synced, format!("sync failed: {e}"));
+                self.diverge(&mut lock(&self.writer), synced, Failure::Sync(shared(&e)));
                 return Err(e);
             }
             // Our position was written before the sync started, so it is covered unless the journal was
