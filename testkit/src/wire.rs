@@ -75,6 +75,9 @@ pub fn connect_from(local: Option<IpAddr>, addr: SocketAddr) -> TcpStream {
     };
     stream.set_read_timeout(Some(TIMEOUT)).expect("read timeout");
     stream.set_write_timeout(Some(TIMEOUT)).expect("write timeout");
+    // A request written field by field leaves at once: Nagle's algorithm would hold a field back until the
+    // previous one is acknowledged, a gap the server may read as the end of a short request.
+    stream.set_nodelay(true).expect("no delay");
     stream
 }
 
