@@ -116,10 +116,11 @@ fn serve(
         }
     };
     let reply = forward(upstream, &req).map_err(|e| format!("the real server failed: {e}"))?;
+    // Recorded before the client sees the reply, so a test that saw the reply finds the request here.
+    lock(rec).served.push(req.op());
     let mut out = stream;
     out.write_all(&reply).map_err(|e| format!("broken pipe writing the reply: {e}"))?;
     let _ = stream.shutdown(Shutdown::Write);
-    lock(rec).served.push(req.op());
     *previous = Some(req);
     Ok(())
 }
