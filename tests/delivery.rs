@@ -210,10 +210,11 @@ fn a_listener_that_resets_without_reading_gets_the_message_again_and_no_ack_is_s
 
 #[test]
 fn a_recipient_with_a_long_queue_does_not_hold_up_other_users_pushes() {
-    // bob's listener is slow (it takes a while before closing each push) and 60 messages wait for him. His
-    // deliverer claims alice's acknowledgements on the way; they, and a message carol sends alice meanwhile, must
-    // not wait until bob's whole queue is out (docs/protocol.md 5.3, delivery::TURN).
-    const QUEUED: usize = 60;
+    // bob's listener is slow (it takes a while before closing each push) and 8 turns of messages wait for him.
+    // His deliverer claims alice's acknowledgements on the way; they, and a message carol sends alice meanwhile,
+    // must not wait until bob's whole queue is out (docs/protocol.md 5.3, delivery::TURN). Eight turns leave
+    // carol's SEND about a hundred pushes of slack on a slow machine.
+    const QUEUED: usize = 8 * server::delivery::TURN;
     let (_s, a) = serve_registered(&["alice", "bob", "carol"]);
     let la = online(a, "alice");
     for i in 0..QUEUED {

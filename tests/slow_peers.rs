@@ -149,7 +149,12 @@ fn deliveries_hold_no_connection_slot() {
         }
         seen
     });
-    assert_eq!(call(a, &["CONNECTEDUSERS", "bob"]), fields_reply(&["2", "bob", "alice"]));
+    // Served (status 0); whether alice is still listed depends on whether her 3 s have run out meanwhile.
+    let reply = call(a, &["CONNECTEDUSERS", "bob"]);
+    assert!(
+        reply == fields_reply(&["2", "bob", "alice"]) || reply == fields_reply(&["1", "bob"]),
+        "served while the delivery waits: {reply:?}"
+    );
 }
 
 /// The reply bytes of a successful CONNECTEDUSERS: status 0, then the fields.

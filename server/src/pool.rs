@@ -264,7 +264,10 @@ mod tests {
         let stats = Arc::new(PoolStats::default());
         let (release_tx, release) = crossbeam_channel::unbounded::<()>();
         let (done_tx, done) = mpsc::channel();
-        let mut pool = Pool::new("t", 64 * 1024, Duration::from_millis(100), stats.clone(), move |hold: bool| {
+        // Long enough that the burst's first worker does not retire while the other three finish on a slow
+        // machine; the steady loop below still outlasts it many times over.
+        const IDLE: Duration = Duration::from_secs(1);
+        let mut pool = Pool::new("t", 64 * 1024, IDLE, stats.clone(), move |hold: bool| {
             if hold {
                 release.recv_timeout(WAIT).unwrap();
             }
