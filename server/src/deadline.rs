@@ -7,7 +7,6 @@
 //! the deadline by at most [`DEADLINE_SLACK`]: an ordinary request, which arrives in one read, pays for exactly
 //! one, as it did with the idle timeout alone.
 
-use std::fmt;
 use std::io::{self, ErrorKind, Read};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
@@ -19,16 +18,9 @@ const MIN_TIMEOUT: Duration = Duration::from_millis(1);
 
 /// The error of a read that the whole-request deadline ended: an I/O error of kind `Other`, so that it is not
 /// mistaken for an idle timeout (the one-field REGISTER of docs/protocol.md appendix A waits for exactly that).
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
+#[error("the whole-request deadline passed")]
 pub struct DeadlinePassed;
-
-impl fmt::Display for DeadlinePassed {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("the whole-request deadline passed")
-    }
-}
-
-impl std::error::Error for DeadlinePassed {}
 
 /// A socket reader whose reads end at the idle timeout and, while armed, at the deadline.
 #[derive(Debug)]

@@ -132,39 +132,21 @@ impl Config {
 }
 
 /// Why a server could not be started.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ServerError {
     /// The listening socket (or the ttweet board's) could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
     Listen { addr: SocketAddr, source: io::Error },
     /// The data directory could not be opened or recovered.
+    #[error("data directory {}: {source}", .dir.display())]
     DataDir { dir: PathBuf, source: journal::JournalError },
     /// The thread that runs the server could not be started.
+    #[error("cannot start the server's thread: {source}")]
     Spawn { source: io::Error },
     /// The cluster store (`--cluster`) could not be opened.
+    #[error("cluster: {source}")]
     Cluster { source: cluster::ClusterError },
-}
-
-impl std::fmt::Display for ServerError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            ServerError::Listen { addr, source } => write!(f, "cannot listen on {addr}: {source}"),
-            ServerError::DataDir { dir, source } => write!(f, "data directory {}: {source}", dir.display()),
-            ServerError::Spawn { source } => write!(f, "cannot start the server's thread: {source}"),
-            ServerError::Cluster { source } => write!(f, "cluster: {source}"),
-        }
-    }
-}
-
-impl std::error::Error for ServerError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            ServerError::Listen { source, .. } => Some(source),
-            ServerError::DataDir { source, .. } => Some(source),
-            ServerError::Spawn { source } => Some(source),
-            ServerError::Cluster { source } => Some(source),
-        }
-    }
 }
 
 /// Serves one accepted connection (the handler over the configured store interface).

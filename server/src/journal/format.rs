@@ -120,16 +120,9 @@ impl Decoded {
 }
 
 /// A record that cannot be framed (a field or the whole payload is too long).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("record longer than {MAX_RECORD_LEN} bytes")]
 pub struct TooLong;
-
-impl std::fmt::Display for TooLong {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "record longer than {MAX_RECORD_LEN} bytes")
-    }
-}
-
-impl std::error::Error for TooLong {}
 
 impl From<TooLong> for io::Error {
     fn from(e: TooLong) -> io::Error {

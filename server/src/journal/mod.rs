@@ -79,122 +79,89 @@ impl Default for Options {
 }
 
 /// Why the journal cannot be opened, recovered or written.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum JournalError {
     /// Another process holds the data directory's lock file.
+    #[error("the data directory is in use by another server (lock file {} is held{})", .path.display(), by(.holder))]
     Locked { path: PathBuf, holder: Option<String> },
     /// An operating-system error on a file or directory.
+    #[error("{}: {source}", .path.display())]
     Io { path: PathBuf, source: io::Error },
     /// Damage that a crash cannot explain: the file cannot be trusted from `offset` on.
+    #[error("{} is damaged at offset {offset} ({reason}); {see}", .path.display(), see = REFUSING)]
     Corrupt { path: PathBuf, offset: u64, reason: Damage },
     /// An intact record that does not fit the state built so far: the files are not what this server wrote.
-    Inconsistent { path: PathBuf, offset: u64, reason: ReplayError },
+    #[error(
+        "{}: the record at offset {offset} does not fit the state before it ({reason}); {see}",
+        .path.display(),
+        see = REFUSING
+    )]
+    Inconsistent {
+        path: PathBuf,
+        offset: u64,
+        #[source]
+        reason: ReplayError,
+    },
     /// A file that must exist is missing.
+    #[error("{} is missing: {reason}", .path.display())]
     Missing { path: PathBuf, reason: Gap },
     /// `populate` was given a directory that already holds journal files.
+    #[error("{} already holds journal files", .path.display())]
     NotEmpty { path: PathBuf },
     /// An earlier write or sync failed, and the journal has not yet been rewritten from memory: changes are
     /// refused until it has (this happens by itself once the disk works again).
-    Diverged { reason: Failure },
+    #[error("the journal refuses changes after a failure ({reason}) until it is rewritten from memory")]
+    Diverged {
+        #[source]
+        reason: Failure,
+    },
+}
+
+/// The end of the message of a journal that cannot be trusted.
+const REFUSING: &str = "refusing to start with part of the data (see docs/operations.md, \"A damaged journal\")";
+
+/// " by HOLDER" when the lock file names its holder.
+fn by(holder: &Option<String>) -> String {
+    match holder {
+        Some(h) if !h.is_empty() => format!(" by {h}"),
+        _ => String::new(),
+    }
 }
 
 /// What made the files stop describing memory (the reason of [`JournalError::Diverged`]). Every change refused
 /// afterwards reports the same failure, so its cause is shared.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum Failure {
     /// A write failed, and cutting its partial record off failed too.
-    Rollback { write: Arc<io::Error>, rollback: Arc<io::Error> },
+    #[error("a failed write ({write}) could not be rolled back ({rollback})")]
+    Rollback {
+        write: Arc<io::Error>,
+        #[source]
+        rollback: Arc<io::Error>,
+    },
     /// A delivery happened in memory (the push went out) but its record could not be written.
-    Delivery(Arc<io::Error>),
+    #[error("a delivery could not be recorded ({0})")]
+    Delivery(#[source] Arc<io::Error>),
     /// `fdatasync` failed: what was written since the last sync may not be on disk.
-    Sync(Arc<io::Error>),
+    #[error("sync failed: {0}")]
+    Sync(#[source] Arc<io::Error>),
     /// Rewriting the journal from memory failed.
-    Rewrite(Arc<JournalError>),
-}
-
-impl fmt::Display for Failure {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Failure::Rollback { write, rollback } => {
-                write!(f, "a failed write ({write}) could not be rolled back ({rollback})")
-            }
-            Failure::Delivery(e) => write!(f, "a delivery could not be recorded ({e})"),
-            Failure::Sync(e) => write!(f, "sync failed: {e}"),
-            Failure::Rewrite(e) => write!(f, "rewriting the journal failed: {e}"),
-        }
-    }
-}
-
-impl std::error::Error for Failure {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        Some(match self {
-            Failure::Rollback { rollback: e, .. } | Failure::Delivery(e) | Failure::Sync(e) => &**e,
-            Failure::Rewrite(e) => &**e,
-        })
-    }
+    #[error("rewriting the journal failed: {0}")]
+    Rewrite(#[source] Arc<JournalError>),
 }
 
 /// Why a missing segment means data would be lost (the reason of [`JournalError::Missing`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum Gap {
     /// Later segments exist, so the changes the missing one held would be lost.
+    #[error("later segments exist, so the changes it held would be lost")]
     LaterSegmentsExist,
     /// The snapshot of the same generation exists, and the changes made after it would be lost.
+    #[error("the snapshot of the same generation exists, and the changes made after it would be lost")]
     SnapshotWithoutSegment,
-}
-
-impl fmt::Display for Gap {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Gap::LaterSegmentsExist => "later segments exist, so the changes it held would be lost",
-            Gap::SnapshotWithoutSegment => {
-                "the snapshot of the same generation exists, and the changes made after it would be lost"
-            }
-        })
-    }
-}
-
-impl fmt::Display for JournalError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        const SEE: &str = "refusing to start with part of the data (see docs/operations.md, \"A damaged journal\")";
-        match self {
-            JournalError::Locked { path, holder } => {
-                write!(f, "the data directory is in use by another server (lock file {} is held", path.display())?;
-                match holder {
-                    Some(h) if !h.is_empty() => write!(f, " by {h})"),
-                    _ => f.write_str(")"),
-                }
-            }
-            JournalError::Io { path, source } => write!(f, "{}: {source}", path.display()),
-            JournalError::Corrupt { path, offset, reason } => {
-                write!(f, "{} is damaged at offset {offset} ({reason}); {SEE}", path.display())
-            }
-            JournalError::Inconsistent { path, offset, reason } => write!(
-                f,
-                "{}: the record at offset {offset} does not fit the state before it ({reason}); {SEE}",
-                path.display()
-            ),
-            JournalError::Missing { path, reason } => write!(f, "{} is missing: {reason}", path.display()),
-            JournalError::NotEmpty { path } => write!(f, "{} already holds journal files", path.display()),
-            JournalError::Diverged { reason } => {
-                write!(f, "the journal refuses changes after a failure ({reason}) until it is rewritten from memory")
-            }
-        }
-    }
-}
-
-impl std::error::Error for JournalError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            JournalError::Io { source, .. } => Some(source),
-            JournalError::Inconsistent { reason, .. } => Some(reason),
-            JournalError::Diverged { reason } => Some(reason),
-            _ => None,
-        }
-    }
 }
 
 impl JournalError {

@@ -5,7 +5,6 @@
 //! and recovery stops with that reason rather than guess. Queue caps are not applied: the cap may have been
 //! lowered since the entries were accepted, and dropping them would lose acknowledged messages.
 
-use std::fmt;
 use std::sync::Arc;
 
 use super::user::{Entry, User};
@@ -16,36 +15,25 @@ use super::{Record, Store};
 pub const POP_UNCHECKED: u64 = u64::MAX;
 
 /// Why recovery could not apply a snapshot user or a journal record to the registry.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ReplayError {
     /// A user or REGISTER with an empty alias.
+    #[error("a user with an empty alias")]
     EmptyAlias,
     /// A user or REGISTER of an alias that is already registered.
+    #[error("a user registered twice")]
     AliasTaken,
     /// A record names a user that is not registered (`role`: sender, recipient, user).
+    #[error("the {role} is not registered")]
     UnknownUser { role: &'static str },
     /// A `Pop` of an empty queue.
+    #[error("a delivery from an empty queue")]
     EmptyQueue,
     /// A `Pop` names an entry that is not the head of the queue.
+    #[error("a delivery of queue entry {named}, but the head of the queue is entry {head}")]
     WrongEntry { head: u64, named: u64 },
 }
-
-impl fmt::Display for ReplayError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ReplayError::EmptyAlias => f.write_str("a user with an empty alias"),
-            ReplayError::AliasTaken => f.write_str("a user registered twice"),
-            ReplayError::UnknownUser { role } => write!(f, "the {role} is not registered"),
-            ReplayError::EmptyQueue => f.write_str("a delivery from an empty queue"),
-            ReplayError::WrongEntry { head, named } => {
-                write!(f, "a delivery of queue entry {named}, but the head of the queue is entry {head}")
-            }
-        }
-    }
-}
-
-impl std::error::Error for ReplayError {}
 
 /// A user as a snapshot holds it.
 #[derive(Debug, Clone, PartialEq, Eq)]
