@@ -52,11 +52,9 @@ impl Pool {
         let first = urls.first().ok_or(ClusterError::NoUrl)?;
         let clients = urls
             .iter()
-            .map(|url| {
-                Client::open(url.as_str()).map_err(|e| ClusterError::BadUrl { url: url.clone(), cause: e.to_string() })
-            })
+            .map(|url| Client::open(url.as_str()).map_err(|source| ClusterError::BadUrl { url: url.clone(), source }))
             .collect::<Result<Vec<Client>, _>>()?;
-        let unreachable = |e: redis::RedisError| ClusterError::Unreachable { url: first.clone(), cause: e.to_string() };
+        let unreachable = |source| ClusterError::Unreachable { url: first.clone(), source };
         let mut probe = connect_single(&clients[0]).map_err(unreachable)?;
         let info: String = redis::cmd("INFO").arg("cluster").query(&mut probe).map_err(unreachable)?;
         let target = if urls.len() > 1 || info.contains("cluster_enabled:1") {
@@ -64,7 +62,7 @@ impl Pool {
                 .connection_timeout(REDIS_CONNECT_TIMEOUT)
                 .response_timeout(REDIS_IO_TIMEOUT)
                 .build()
-                .map_err(|e| ClusterError::BadUrl { url: first.clone(), cause: e.to_string() })?;
+                .map_err(|source| ClusterError::BadUrl { url: first.clone(), source })?;
             Target::Cluster(cluster)
         } else {
             Target::Single(clients[0].clone())

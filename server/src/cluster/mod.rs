@@ -92,33 +92,41 @@ impl ClusterConfig {
 }
 
 /// Why a node cannot start on its Redis.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ClusterError {
     /// `--cluster` was given no URL.
+    #[error("--cluster needs a redis://HOST:PORT URL")]
     NoUrl,
     /// The URL is not one the Redis client understands.
-    BadUrl { url: String, cause: String },
+    #[error("{} is not a Redis URL: {source}", shown(.url))]
+    BadUrl { url: String, source: redis::RedisError },
     /// Nothing answered at the URL, or it did not answer as Redis.
-    Unreachable { url: String, cause: String },
+    #[error("cannot reach Redis at {}: {source}", shown(.url))]
+    Unreachable { url: String, source: redis::RedisError },
     /// With `--require-durable`: Redis may lose acknowledged writes on a crash.
-    NotDurable { url: String, why: String },
+    #[error("Redis at {} is not durable ({why}) and --require-durable was given", shown(.url))]
+    NotDurable {
+        url: String,
+        #[source]
+        why: NotDurable,
+    },
 }
 
-impl fmt::Display for ClusterError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ClusterError::NoUrl => write!(f, "--cluster needs a redis://HOST:PORT URL"),
-            ClusterError::BadUrl { url, cause } => write!(f, "{} is not a Redis URL: {cause}", shown(url)),
-            ClusterError::Unreachable { url, cause } => write!(f, "cannot reach Redis at {}: {cause}", shown(url)),
-            ClusterError::NotDurable { url, why } => {
-                write!(f, "Redis at {} is not durable ({why}) and --require-durable was given", shown(url))
-            }
-        }
-    }
+/// Why a Redis may lose what it acknowledged (the reason of [`ClusterError::NotDurable`], or a warning).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum NotDurable {
+    /// Its persistence settings are not `appendonly yes` with `appendfsync always`.
+    #[error(
+        "appendonly {appendonly}, appendfsync {appendfsync}: a Redis crash can lose acknowledged messages; durable \
+         is appendonly yes + appendfsync always"
+    )]
+    Settings { appendonly: String, appendfsync: String },
+    /// `CONFIG GET` failed (a managed Redis may forbid it).
+    #[error("its persistence settings cannot be read (CONFIG GET: {0})")]
+    Unreadable(#[source] redis::RedisError),
 }
-
-impl std::error::Error for ClusterError {}
 
 /// The store interface on Redis. Cloning is cheap; every clone shares the connections.
 #[derive(Clone)]
@@ -151,8 +159,8 @@ impl RedisStore {
         for url in &config.urls {
             let why = match conn::persistence(url) {
                 Ok((aof, fsync)) if aof == "yes" && fsync == "always" => continue,
-                Ok((aof, fsync)) => format!("appendonly {aof}, appendfsync {fsync}: a Redis crash can lose acknowledged messages; durable is appendonly yes + appendfsync always"),
-                Err(e) => format!("its persistence settings cannot be read (CONFIG GET: {e})"),
+                Ok((appendonly, appendfsync)) => NotDurable::Settings { appendonly, appendfsync },
+                Err(e) => NotDurable::Unreadable(e),
             };
             if config.require_durable {
                 return Err(ClusterError::NotDurable { url: url.clone(), why });
@@ -214,7 +222,8 @@ mod tests {
         ] {
             assert_eq!(shown(url), seen, "{url}");
         }
-        let e = ClusterError::Unreachable { url: "redis://u:pw@h:1".into(), cause: "refused".into() };
+        let refused = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
+        let e = ClusterError::Unreachable { url: "redis://u:pw@h:1".into(), source: refused.into() };
         assert_eq!(e.to_string(), "cannot reach Redis at redis://***@h:1: refused");
     }
 
