@@ -121,7 +121,7 @@ fn refused(reason: &Failure) -> io::Error {
 
 /// A copy of `e` to keep as a [`Failure`]'s cause while `e` itself goes back to the caller: the same OS error
 /// when it is one, else the same kind and message.
-pub(super) fn shared(e: &io::Error) -> Arc<io::Error> {
+fn shared(e: &io::Error) -> Arc<io::Error> {
     Arc::new(match e.raw_os_error() {
         Some(code) => io::Error::from_raw_os_error(code),
         None => io::Error::new(e.kind(), e.to_string()),
